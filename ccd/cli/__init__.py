@@ -1,0 +1,1 @@
+"""ccd's command line (click + rich)."""

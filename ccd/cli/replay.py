@@ -1,0 +1,95 @@
+"""``ccd replay FILE``: explain calls from a saved AMI stream."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from ccd.ami.capture import read_capture
+from ccd.ami.ingest import Ingest
+from ccd.cli.main import EXIT_NOT_FOUND, cli, pass_ctx
+from ccd.model.domain import CallEnded, DomainEvent
+from ccd.model.live import LiveModel
+
+
+def replay_file(path: Path, model: LiveModel) -> tuple[list[DomainEvent], Ingest]:
+    """Run a recorded AMI stream through the real ingest path; flush wrap-ups at the end."""
+    ingest = Ingest(model)
+    events = ingest.feed(read_capture(path))
+    tail = ingest.splitter.close()
+    if tail:
+        events.extend(ingest.frame(tail))
+    events.extend(model.tick(model.last_ts + 3600))
+    return events, ingest
+
+
+def _t(ts: float | None) -> str:
+    if not ts:
+        return ""
+    return datetime.fromtimestamp(ts, UTC).strftime("%H:%M:%S.%f")[:-3]
+
+
+def _summary(e: dict[str, Any]) -> str:
+    skip = {"kind", "ts", "call_id", "record"}
+    return " ".join(f"{k}={v}" for k, v in e.items() if k not in skip and v not in ("", None, []))
+
+
+@cli.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--agents/--no-agents", default=True, help="Include agent state changes.")
+@pass_ctx
+def replay(ctx, file: Path, as_json: bool, agents: bool) -> None:
+    """Replay a recorded AMI stream and show the domain events and call records.
+
+    FILE holds raw AMI frames as Asterisk sent them; lines starting with '#'
+    (the captures' comments) are ignored.
+    """
+    if not file.exists():
+        click.echo(f"ccd replay: {file}: no such file", err=True)
+        sys.exit(EXIT_NOT_FOUND)
+    model = LiveModel(ctx.config.model_config_obj())
+    events, ingest = replay_file(file, model)
+    if not agents:
+        events = [e for e in events if e.kind != "agent_state"]
+    calls = [e.record for e in events if isinstance(e, CallEnded)]
+    if as_json:
+        out = {
+            "events": [{k: v for k, v in e.to_dict().items() if k != "record"} for e in events],
+            "calls": [c.to_dict() for c in calls],
+            "stats": {"frames": ingest.stats.frames, "events": ingest.stats.events,
+                      "malformed": ingest.stats.malformed,
+                      "model_errors": ingest.stats.model_errors,
+                      "open_calls": len(model.calls)},
+        }
+        click.echo(json.dumps(out, indent=2, ensure_ascii=False))
+        return
+    console = Console()
+    t = Table(title=f"Domain events ({file.name})", show_lines=False)
+    for col in ("time", "call", "event", "details"):
+        t.add_column(col, overflow="fold")
+    for e in events:
+        d = e.to_dict()
+        t.add_row(_t(e.ts), d.get("call_id", d.get("agent", "")), e.kind, _summary(d))
+    console.print(t)
+    c = Table(title="Call records")
+    for col in ("call", "dir", "DID", "caller", "queue", "wait s", "agent", "outcome",
+                "hangup by", "talk s", "total s", "recording"):
+        c.add_column(col, overflow="fold")
+    for r in calls:
+        caller = f"{r.caller_name} <{r.caller_num}>" if r.caller_name else r.caller_num
+        c.add_row(r.call_id, r.direction, r.did, caller, r.queue,
+                  "" if r.queue_wait is None else f"{r.queue_wait:.3f}", r.agent, r.outcome,
+                  r.hangup_by, f"{r.talk_seconds:.3f}", f"{r.total_seconds:.3f}",
+                  "\n".join(Path(x).name for x in r.recordings))
+    console.print(c)
+    if ingest.stats.malformed or model.calls:
+        console.print(f"[yellow]{ingest.stats.malformed} malformed frames skipped, "
+                      f"{len(model.calls)} calls still open at the end of the stream[/]")

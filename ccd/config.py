@@ -1,0 +1,181 @@
+"""ccd's configuration: one TOML file plus ``CCD_<SECTION>_<KEY>`` environment overrides.
+
+Load order: built-in defaults, then the file (``--config`` or ``CCD_CONFIG``), then
+the environment (``CCD_AMI_HOST=10.0.0.5``, ``CCD_DATABASE_URL=postgresql://...``).
+Everything is validated at start; an error names the key and what is wrong.
+Secrets are :class:`pydantic.SecretStr` and print as ``**********``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says which key and why."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class AmiConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(5038, ge=1, le=65535)
+    username: str = "ccd"
+    secret: SecretStr = SecretStr("ccdsecret")
+    connect_timeout: float = Field(5.0, gt=0)
+    ping_interval: float = Field(5.0, gt=0, description="seconds between keep-alive Pings")
+    ping_timeout: float = Field(3.0, gt=0, description="no Pong within this = link dead")
+    action_timeout: float = Field(10.0, gt=0)
+    backoff_initial: float = Field(0.5, gt=0)
+    backoff_max: float = Field(30.0, gt=0)
+
+
+class AgiConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(4573, ge=0, le=65535)
+    header_timeout: float = Field(5.0, gt=0)
+    fallback_context: str = "ccd-fallback"
+
+
+class DatabaseConfig(_Section):
+    url: str = Field("", description="empty: start an embedded PostgreSQL under data_dir")
+    pool_min: int = Field(1, ge=1)
+    pool_max: int = Field(10, ge=1)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if v and not v.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must be a postgresql:// URL (or empty for the embedded server)")
+        return v
+
+
+class StoreConfig(_Section):
+    batch_size: int = Field(200, ge=1)
+    flush_interval: float = Field(0.5, gt=0)
+    retry_interval: float = Field(2.0, gt=0)
+
+
+class ModelSection(_Section):
+    inbound_contexts: list[str] = ["from-trunk"]
+    outbound_contexts: list[str] = ["ccd-outbound", "outbound-msg"]
+    default_wrapup: float = Field(0.0, ge=0)
+    wrapup: dict[str, float] = Field(default_factory=dict)
+
+
+class WebConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    secret_key: SecretStr = SecretStr("")
+
+
+class ApiConfig(_Section):
+    """The daemon's local control API, used by the CLI."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8081, ge=0, le=65535)
+    token: SecretStr = SecretStr("")
+
+
+class LogConfig(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["text", "json"] = "text"
+
+
+class Config(_Section):
+    data_dir: Path = Path("var")
+    ami: AmiConfig = AmiConfig()
+    agi: AgiConfig = AgiConfig()
+    database: DatabaseConfig = DatabaseConfig()
+    store: StoreConfig = StoreConfig()
+    model: ModelSection = ModelSection()
+    web: WebConfig = WebConfig()
+    api: ApiConfig = ApiConfig()
+    log: LogConfig = LogConfig()
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.data_dir / "spool"
+
+    def model_config_obj(self):
+        """The live model's settings."""
+        from ccd.model.live import ModelConfig
+
+        m = self.model
+        return ModelConfig(inbound_contexts=frozenset(m.inbound_contexts),
+                           outbound_contexts=frozenset(m.outbound_contexts),
+                           wrapup=dict(m.wrapup), default_wrapup=m.default_wrapup)
+
+
+SECTIONS = {name: field.annotation for name, field in Config.model_fields.items()
+            if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)}
+
+
+def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if "CCD_DATA_DIR" in env:
+        out["data_dir"] = env["CCD_DATA_DIR"]
+    for section, model in SECTIONS.items():
+        for key in model.model_fields:
+            name = f"CCD_{section}_{key}".upper()
+            if name in env:
+                value: Any = env[name]
+                if model.model_fields[key].annotation in (list[str],):
+                    value = [v.strip() for v in value.split(",") if v.strip()]
+                out.setdefault(section, {})[key] = value
+    return out
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            _merge(base[k], v)
+        else:
+            base[k] = v
+    return base
+
+
+def load(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Load and validate the configuration; raises :class:`ConfigError` with the key."""
+    env = os.environ if env is None else env
+    path = path or env.get("CCD_CONFIG") or None
+    data: dict[str, Any] = {}
+    if path:
+        p = Path(path)
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"configuration file {p} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    _merge(data, _env_overrides(env))
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = ".".join(str(x) for x in err["loc"])
+            problems.append(f"{key}: {err['msg']}")
+        where = f" in {path}" if path else ""
+        raise ConfigError(f"invalid configuration{where}: " + "; ".join(problems)) from None
+
+
+def redact_url(url: str) -> str:
+    """``postgresql://u:secret@h/db`` -> ``postgresql://u:***@h/db`` for logs."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable url>"
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url

@@ -1,0 +1,277 @@
+"""Domain events: the facts a call centre cares about, derived from Asterisk's events.
+
+They are what the rest of ccd consumes (store, panel, statistics, CLI). Each has a
+``kind`` and a JSON-friendly :meth:`DomainEvent.to_dict`. Times are epoch seconds
+taken from Asterisk's event timestamps; durations are seconds (floats, ms precision).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+
+@dataclass(slots=True)
+class DomainEvent:
+    kind: ClassVar[str] = "event"
+    ts: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly form: ``{"kind": ..., "ts": ..., <fields>}``."""
+        d = asdict(self)
+        return {"kind": self.kind, **d}
+
+
+# ----------------------------------------------------------------------- calls
+
+
+@dataclass(slots=True)
+class CallStarted(DomainEvent):
+    kind: ClassVar[str] = "call_started"
+    call_id: str
+    direction: str  # inbound | outbound | internal
+    did: str
+    caller_num: str
+    caller_name: str
+    channel: str
+    uniqueid: str
+    adopted: bool = False  # found by a resync, not seen starting
+
+
+@dataclass(slots=True)
+class IvrEntered(DomainEvent):
+    kind: ClassVar[str] = "ivr_entered"
+    call_id: str
+    channel: str
+    script: str
+
+
+@dataclass(slots=True)
+class IvrLeft(DomainEvent):
+    kind: ClassVar[str] = "ivr_left"
+    call_id: str
+    channel: str
+    script: str
+    status: str  # AGISTATUS: SUCCESS, FAILURE, NOTFOUND, HANGUP
+    seconds: float
+
+
+@dataclass(slots=True)
+class CallQueued(DomainEvent):
+    kind: ClassVar[str] = "queued"
+    call_id: str
+    queue: str
+    position: int
+    count: int
+    caller_num: str
+    caller_name: str
+
+
+@dataclass(slots=True)
+class AgentRinging(DomainEvent):
+    kind: ClassVar[str] = "agent_ringing"
+    call_id: str
+    queue: str
+    agent: str  # member interface, e.g. PJSIP/1001
+    member_name: str
+    agent_channel: str
+    caller_num: str
+    caller_name: str
+    wait: float  # seconds in queue so far
+
+
+@dataclass(slots=True)
+class RingNoAnswer(DomainEvent):
+    kind: ClassVar[str] = "ring_no_answer"
+    call_id: str
+    queue: str
+    agent: str
+    ring_seconds: float
+
+
+@dataclass(slots=True)
+class CallAnswered(DomainEvent):
+    kind: ClassVar[str] = "answered"
+    call_id: str
+    queue: str
+    agent: str
+    member_name: str
+    agent_channel: str
+    wait: float
+
+
+@dataclass(slots=True)
+class CallHeld(DomainEvent):
+    kind: ClassVar[str] = "held"
+    call_id: str
+    channel: str
+    party: str  # caller | agent
+
+
+@dataclass(slots=True)
+class CallUnheld(DomainEvent):
+    kind: ClassVar[str] = "unheld"
+    call_id: str
+    channel: str
+    party: str
+    seconds: float
+
+
+@dataclass(slots=True)
+class CallTransferred(DomainEvent):
+    kind: ClassVar[str] = "transferred"
+    call_id: str
+    transfer: str  # blind | attended | redirect
+    from_agent: str
+    target: str  # exten@context, or the target's interface once known
+
+
+@dataclass(slots=True)
+class AgentConnected(DomainEvent):
+    """The caller is now talking to a party that did not come from the queue
+    (transfer target, direct dial)."""
+
+    kind: ClassVar[str] = "agent_connected"
+    call_id: str
+    agent: str
+    agent_channel: str
+
+
+@dataclass(slots=True)
+class RecordingStarted(DomainEvent):
+    kind: ClassVar[str] = "recording_started"
+    call_id: str
+    channel: str
+    file: str
+
+
+@dataclass(slots=True)
+class RecordingStopped(DomainEvent):
+    kind: ClassVar[str] = "recording_stopped"
+    call_id: str
+    channel: str
+    file: str
+
+
+@dataclass(slots=True)
+class RecordingMuted(DomainEvent):
+    kind: ClassVar[str] = "recording_muted"
+    call_id: str
+    channel: str
+    muted: bool
+
+
+@dataclass(slots=True)
+class CallAbandoned(DomainEvent):
+    kind: ClassVar[str] = "abandoned"
+    call_id: str
+    queue: str
+    wait: float
+    position: int
+    original_position: int
+
+
+@dataclass(slots=True)
+class QueueExited(DomainEvent):
+    """Left the queue without an agent and without hanging up (timeout, empty queue)."""
+
+    kind: ClassVar[str] = "queue_exited"
+    call_id: str
+    queue: str
+    reason: str  # QUEUESTATUS lower-cased: timeout, leaveempty, joinempty, full ...
+    wait: float
+
+
+@dataclass(slots=True)
+class CallEnded(DomainEvent):
+    kind: ClassVar[str] = "call_ended"
+    call_id: str
+    hangup_by: str  # caller | agent | system | unknown
+    cause: int
+    cause_txt: str
+    talk_seconds: float
+    total_seconds: float
+    record: CallRecord
+
+
+# ----------------------------------------------------------------------- agents
+
+
+@dataclass(slots=True)
+class AgentStateChanged(DomainEvent):
+    kind: ClassVar[str] = "agent_state"
+    agent: str  # interface
+    name: str
+    state: str  # logged_out available ringing on_call on_hold wrapup paused unavailable
+    previous: str
+    reason: str  # pause reason when paused
+    call_id: str
+    queues: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class PbxEvent(DomainEvent):
+    """Asterisk itself: booted, shutting down, link lost, resynchronised."""
+
+    kind: ClassVar[str] = "pbx"
+    what: str
+    detail: str = ""
+
+
+# ----------------------------------------------------------------------- records
+
+
+@dataclass(slots=True)
+class Segment:
+    """A stretch of the call during which the caller talked to one party."""
+
+    agent: str
+    channel: str
+    start: float
+    end: float | None = None
+    queue: str = ""
+
+    @property
+    def seconds(self) -> float:
+        return 0.0 if self.end is None else round(self.end - self.start, 3)
+
+
+@dataclass(slots=True)
+class CallRecord:
+    """What ccd stores once every channel of a call (one Linkedid) is gone."""
+
+    call_id: str
+    direction: str = ""
+    did: str = ""
+    caller_num: str = ""
+    caller_name: str = ""
+    dialed: str = ""
+    start: float = 0.0
+    answer: float | None = None
+    end: float | None = None
+    queue: str = ""
+    queue_wait: float | None = None
+    queue_position: int | None = None
+    outcome: str = ""  # answered abandoned timeout unanswered failed ivr_only lost
+    agent: str = ""
+    agent_name: str = ""
+    agent_channel: str = ""
+    segments: list[Segment] = field(default_factory=list)
+    talk_seconds: float = 0.0
+    hold_seconds: float = 0.0
+    total_seconds: float = 0.0
+    hangup_by: str = ""
+    hangup_cause: int = 0
+    hangup_cause_txt: str = ""
+    recordings: list[str] = field(default_factory=list)
+    transfers: list[dict[str, Any]] = field(default_factory=list)
+    ivr: list[dict[str, Any]] = field(default_factory=list)
+    variables: dict[str, str] = field(default_factory=dict)
+    uniqueids: list[str] = field(default_factory=list)
+    channels: list[str] = field(default_factory=list)
+    customer_channel: str = ""
+    end_reason: str = ""  # empty when Asterisk reported the end; else why ccd closed it
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        return d

@@ -1,0 +1,1131 @@
+"""The live model of what Asterisk is doing: channels, calls, bridges, queues, agents.
+
+Pure: no sockets, no SQL, no clock. Typed AMI events go in (:meth:`LiveModel.feed`),
+domain events come out. Time only enters with the events (their Timestamp) and with
+:meth:`LiveModel.tick`, which the daemon calls so wrap-up can end by itself.
+
+How Asterisk's events become facts (learned from the real captures):
+
+* A call is every channel sharing one ``Linkedid``; its record is complete only
+  when the last of them hangs up.
+* The *customer channel* is the one that joined a queue, else the first channel
+  that ran real dialplan (``AppDial``/``AppQueue`` pseudo-applications are the
+  outgoing legs, not dialplan), else the first channel.
+* Who the caller talks to is derived from bridges, following ``Local/`` channel
+  pairs, so direct dials, blind and attended transfers and local-channel
+  optimisation all come out as *segments* (party, start, end).
+* Who hung up is the first teardown sign on a party of the conversation: a hard
+  ``HangupRequest`` (the far end sent BYE), a ``SoftHangupRequest`` (AMI Hangup;
+  cause 4 = Asterisk shutting down; after a dialplan ``Hangup()`` it is the
+  system), or leaving the bridge for no other reason. ``AgentComplete``'s Reason
+  is not trusted: Asterisk reports ``caller`` for agent hang-ups made over AMI.
+* A queue wait ends in an answer (``AgentConnect``), an abandon (the caller's own
+  channel asked to hang up) or an exit (the caller goes on in the dialplan with a
+  ``QUEUESTATUS``). ``QueueCallerAbandon`` alone is not proof: app_queue raises it
+  for empty-queue and timeout exits too.
+* A ``Newexten`` on a channel that is in a bridge means it was redirected.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from ccd.ami import events as ev
+from ccd.model import domain as d
+
+log = logging.getLogger(__name__)
+
+PSEUDO_APPS = frozenset({"AppDial", "AppDial2", "AppQueue", "AppDial(Outgoing Line)"})
+AGI_APPS = frozenset({"AGI", "EAGI", "DeadAGI"})
+SOFTHANGUP_SHUTDOWN = 4
+STATE_UP = 6
+
+# QueueMemberStatus Status = Asterisk device state
+DEV_NOT_INUSE, DEV_INUSE, DEV_BUSY, DEV_INVALID, DEV_UNAVAILABLE = 1, 2, 3, 4, 5
+DEV_RINGING, DEV_RINGINUSE, DEV_ONHOLD = 6, 7, 8
+
+
+@dataclass(slots=True)
+class ModelConfig:
+    """What the model needs to know about the site (from ccd's configuration)."""
+
+    inbound_contexts: frozenset[str] = frozenset({"from-trunk"})
+    outbound_contexts: frozenset[str] = frozenset()
+    wrapup: dict[str, float] = field(default_factory=dict)  # queue -> seconds
+    default_wrapup: float = 0.0
+    call_variables: frozenset[str] = frozenset({"CUSTOMER_ID", "IVR_CHOICE"})
+    variable_prefix: str = "CCD_"
+
+
+@dataclass(slots=True)
+class Channel:
+    uniqueid: str
+    name: str
+    linkedid: str
+    created: float
+    state: int
+    first_state: int
+    caller_num: str
+    caller_name: str
+    context: str
+    exten: str
+    bridge: str = ""
+    partner: str = ""  # the other half of a Local/ channel pair
+    dialplan: bool = False  # ran real dialplan
+    dialplan_hangup: bool = False  # executed Hangup()
+    left_by_transfer: bool = False
+    redirected: bool = False
+    held_since: float | None = None
+    agi_script: str = ""
+    agi_since: float = 0.0
+    pending_recording: str = ""
+    recording: str = ""
+    answered: float | None = None
+
+    @property
+    def is_local(self) -> bool:
+        return self.name.startswith("Local/")
+
+    @property
+    def interface(self) -> str:
+        return interface_of(self.name)
+
+
+@dataclass(slots=True)
+class QueueWait:
+    queue: str
+    joined: float
+    position: int
+    original_position: int
+    caller_hangup: bool = False
+    left: float | None = None
+    connected: bool = False
+    answered_uid: str = ""  # agent leg that answered (DialEnd ANSWER), before AgentConnect
+    ringing: dict[str, str] = field(default_factory=dict)  # agent uniqueid -> interface
+
+
+@dataclass(slots=True)
+class Call:
+    call_id: str
+    record: d.CallRecord
+    channels: dict[str, Channel] = field(default_factory=dict)  # alive
+    every: dict[str, Channel] = field(default_factory=dict)  # alive and gone, in order
+    customer: str = ""  # uniqueid
+    customer_from_queue: bool = False
+    started: bool = False
+    wait: QueueWait | None = None
+    pending_exit: QueueWait | None = None
+    peers: frozenset[str] = frozenset()  # uniqueids of parties talking to the customer
+    open_segments: dict[str, d.Segment] = field(default_factory=dict)
+    party_uids: set[str] = field(default_factory=set)  # channels that talked to the caller
+    queue_legs: dict[str, str] = field(default_factory=dict)  # agent uid -> queue (AgentConnect)
+    end_signal: tuple[str, str] | None = None  # (party, uniqueid)
+    local_opt: int = 0
+    last_cause: int = 0
+    last_cause_txt: str = ""
+    shutdown: bool = False
+
+
+@dataclass(slots=True)
+class Membership:
+    paused: bool = False
+    reason: str = ""
+    penalty: int = 0
+    wrapup: int = 0
+
+
+@dataclass(slots=True)
+class Agent:
+    interface: str
+    name: str = ""
+    memberships: dict[str, Membership] = field(default_factory=dict)
+    device: int = DEV_NOT_INUSE
+    ringing: dict[str, str] = field(default_factory=dict)  # agent channel uid -> call id
+    calls: dict[str, str] = field(default_factory=dict)  # agent channel uid -> call id
+    held: bool = False
+    wrapup_until: float | None = None
+    state: str = "logged_out"
+    reason: str = ""
+    since: float = 0.0
+    call_id: str = ""
+
+    @property
+    def paused(self) -> bool:
+        return any(m.paused for m in self.memberships.values())
+
+    @property
+    def pause_reason(self) -> str:
+        for m in self.memberships.values():
+            if m.paused and m.reason:
+                return m.reason
+        return ""
+
+
+@dataclass(slots=True)
+class Queue:
+    name: str
+    waiting: dict[str, float] = field(default_factory=dict)  # call id -> joined
+    strategy: str = ""
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """Asterisk's current truth read after a (re)connect."""
+
+    ts: float
+    channels: list[ev.CoreShowChannel] = field(default_factory=list)
+    members: list[ev.QueueMemberEvent] = field(default_factory=list)
+    entries: list[ev.QueueEntry] = field(default_factory=list)
+    queues: list[ev.QueueParams] = field(default_factory=list)
+    complete_queues: bool = True  # QueueStatus answered for every queue
+
+
+def interface_of(channel_name: str) -> str:
+    """``PJSIP/1001-0000002a`` -> ``PJSIP/1001``; Local channels keep their base name."""
+    base, _, _ = channel_name.partition(";")
+    i = base.rfind("-")
+    return base[:i] if i > 0 else base
+
+
+def _local_base(name: str) -> str:
+    return name.rpartition(";")[0] if ";" in name else ""
+
+
+class LiveModel:
+    """The call centre as Asterisk reports it. Feed it events; read its facts."""
+
+    def __init__(self, config: ModelConfig | None = None) -> None:
+        self.config = config or ModelConfig()
+        self.channels: dict[str, Channel] = {}
+        self.calls: dict[str, Call] = {}
+        self.bridges: dict[str, set[str]] = {}
+        self.agents: dict[str, Agent] = {}
+        self.queues: dict[str, Queue] = {}
+        self.last_ts = 0.0
+        self.ignored = 0
+        self._locals: dict[str, str] = {}  # "Local/x@y-0001" -> uniqueid of ;1 or ;2 seen first
+        self._handlers = {
+            ev.Newchannel: self._newchannel,
+            ev.Newstate: self._newstate,
+            ev.NewCallerid: self._newcallerid,
+            ev.Newexten: self._newexten,
+            ev.VarSet: self._varset,
+            ev.HangupRequest: self._hangup_request,
+            ev.Hangup: self._hangup,
+            ev.Hold: self._hold,
+            ev.Unhold: self._unhold,
+            ev.MixMonitor: self._mixmonitor,
+            ev.BridgeEvent: self._bridge,
+            ev.LocalBridge: self._local_bridge,
+            ev.LocalOptimization: self._local_optimization,
+            ev.QueueCallerEvent: self._queue_caller,
+            ev.AgentEvent: self._agent_event,
+            ev.QueueMemberEvent: self._member,
+            ev.BlindTransfer: self._blind_transfer,
+            ev.AttendedTransfer: self._attended_transfer,
+            ev.SystemEvent: self._system,
+            ev.QueueParams: self._queue_params,
+            ev.DialEnd: self._dial_end,
+            ev.DialBegin: self._dial_begin,
+        }
+
+    # ------------------------------------------------------------------ public
+
+    def feed(self, event: ev.AmiEvent) -> list[d.DomainEvent]:
+        """Apply one typed AMI event; return the domain events it produced."""
+        handler = self._handlers.get(type(event))
+        if handler is None:
+            self.ignored += 1
+            return []
+        if event.ts > self.last_ts:
+            self.last_ts = event.ts
+        out: list[d.DomainEvent] = []
+        handler(event, out)
+        return out
+
+    def tick(self, now: float) -> list[d.DomainEvent]:
+        """Advance the model's clock: agents whose wrap-up ended become available."""
+        out: list[d.DomainEvent] = []
+        for agent in self.agents.values():
+            if agent.wrapup_until is not None and agent.wrapup_until <= now:
+                agent.wrapup_until = None
+                self._agent_update(agent, now, out)
+        return out
+
+    def link_lost(self, ts: float) -> list[d.DomainEvent]:
+        """The AMI link dropped: nothing changes until the resync tells the truth."""
+        return [d.PbxEvent(ts, "link_lost")]
+
+    def reconcile(self, snap: Snapshot) -> list[d.DomainEvent]:
+        """Align the model with Asterisk's current truth after a (re)connect.
+
+        Calls whose channels vanished while the link was down are closed with
+        ``end_reason`` saying so; channels Asterisk has that the model does not
+        are adopted as calls; queue memberships and pauses are replaced by
+        Asterisk's.
+        """
+        out: list[d.DomainEvent] = []
+        now = snap.ts
+        present = {c.uniqueid: c for c in snap.channels}
+        # 1. channels that vanished
+        for uid in [u for u in self.channels if u not in present]:
+            ch = self.channels[uid]
+            call = self.calls.get(ch.linkedid)
+            self._remove_channel(ch, now, out, vanished=True)
+            if call is not None and not call.channels:
+                self._finish(call, now, out, end_reason="vanished while the AMI link was down")
+        # 2. channels that appeared
+        for c in snap.channels:
+            if c.uniqueid in self.channels:
+                ch = self.channels[c.uniqueid]
+                ch.state = c.state
+                continue
+            self._adopt_channel(c, now, out)
+        for c in snap.channels:
+            if c.bridge:
+                ch = self.channels.get(c.uniqueid)
+                if ch is not None and ch.bridge != c.bridge:
+                    self._enter_bridge(ch, c.bridge, now, out)
+        # 3. queue entries
+        entries = {e.uniqueid: e for e in snap.entries}
+        for call in self.calls.values():
+            cust = call.channels.get(call.customer)
+            if call.wait and not call.wait.connected and cust and cust.uniqueid not in entries \
+                    and snap.complete_queues:
+                call.pending_exit, call.wait = call.wait, None
+                self._queue_remove(call)
+        for e in snap.entries:
+            ch = self.channels.get(e.uniqueid)
+            if ch is None:
+                continue
+            call = self.calls[ch.linkedid]
+            if call.wait is None:
+                call.customer, call.customer_from_queue = ch.uniqueid, True
+                call.wait = QueueWait(e.queue, now - e.wait, e.position, e.position)
+                call.record.queue = call.record.queue or e.queue
+                self.queues.setdefault(e.queue, Queue(e.queue)).waiting[call.call_id] = \
+                    call.wait.joined
+        # 4. queue members
+        if snap.complete_queues:
+            seen: dict[str, set[str]] = {}
+            for m in snap.members:
+                seen.setdefault(m.interface, set()).add(m.queue)
+            for q in snap.queues:
+                self.queues.setdefault(q.queue, Queue(q.queue, strategy=q.strategy))
+            for agent in list(self.agents.values()):
+                gone = [q for q in agent.memberships if q not in seen.get(agent.interface, set())]
+                for q in gone:
+                    del agent.memberships[q]
+                if gone:
+                    self._agent_update(agent, now, out)
+        for m in snap.members:
+            self._member(m, out, now=now)
+        out.append(d.PbxEvent(now, "resynced",
+                              f"{len(snap.channels)} channels, {len(self.calls)} calls"))
+        return out
+
+    # ------------------------------------------------------------------ channels
+
+    def _call_for(self, linkedid: str, ts: float) -> Call:
+        call = self.calls.get(linkedid)
+        if call is None:
+            call = Call(linkedid, d.CallRecord(call_id=linkedid, start=ts))
+            self.calls[linkedid] = call
+        return call
+
+    def _newchannel(self, e: ev.Newchannel, out: list[d.DomainEvent]) -> None:
+        if e.uniqueid in self.channels:
+            return  # duplicate
+        call = self._call_for(e.linkedid, e.ts)
+        ch = Channel(e.uniqueid, e.channel, e.linkedid, e.ts, e.state, e.state, e.caller_num,
+                     e.caller_name, e.context, e.exten)
+        self.channels[e.uniqueid] = ch
+        call.channels[e.uniqueid] = ch
+        call.every[e.uniqueid] = ch
+        call.record.uniqueids.append(e.uniqueid)
+        call.record.channels.append(e.channel)
+        if e.ts < call.record.start or not call.record.start:
+            call.record.start = e.ts
+        base = _local_base(e.channel)
+        if base:
+            other = self._locals.pop(base, None)
+            if other and other in self.channels:
+                ch.partner = other
+                self.channels[other].partner = ch.uniqueid
+            else:
+                self._locals[base] = e.uniqueid
+
+    def _newstate(self, e: ev.Newstate, out: list[d.DomainEvent]) -> None:
+        ch = self.channels.get(e.uniqueid)
+        if ch is None:
+            return
+        ch.state = e.state
+        if e.state == STATE_UP and ch.answered is None:
+            ch.answered = e.ts
+
+    def _newcallerid(self, e: ev.NewCallerid, out: list[d.DomainEvent]) -> None:
+        ch = self.channels.get(e.uniqueid)
+        if ch is None:
+            return
+        ch.caller_num, ch.caller_name = e.caller_num, e.caller_name
+        call = self.calls.get(ch.linkedid)
+        if call and not call.started and call.customer == ch.uniqueid:
+            call.record.caller_num, call.record.caller_name = e.caller_num, e.caller_name
+
+    def _newexten(self, e: ev.Newexten, out: list[d.DomainEvent]) -> None:
+        ch = self.channels.get(e.uniqueid)
+        if ch is None or e.application in PSEUDO_APPS:
+            return
+        call = self.calls[ch.linkedid]
+        if ch.bridge and not ch.redirected and e.exten != "h":
+            self._redirected(call, ch, e, out)
+        if ch.agi_script and e.application not in AGI_APPS:
+            self._ivr_left(call, ch, e.ts, "", out)
+        if not ch.dialplan:
+            ch.dialplan = True
+            ch.context, ch.exten = e.context, e.exten
+            ch.caller_num, ch.caller_name = e.caller_num or ch.caller_num, \
+                e.caller_name or ch.caller_name
+            if not call.started and not call.customer:
+                call.customer = ch.uniqueid
+                self._start_call(call, e.ts, out)
+        if e.application in AGI_APPS:
+            script = e.appdata.split(",", 1)[0]
+            if "://" in script:
+                script = script.split("://", 1)[1].partition("/")[2] or script
+            ch.agi_script, ch.agi_since = script, e.ts
+            out.append(d.IvrEntered(e.ts, call.call_id, ch.name, script))
+        elif e.application == "Hangup":
+            ch.dialplan_hangup = True
+
+    def _start_call(self, call: Call, ts: float, out: list[d.DomainEvent],
+                    adopted: bool = False) -> None:
+        if call.started:
+            return
+        call.started = True
+        rec = call.record
+        cust = call.every.get(call.customer)
+        if cust is None and call.every:
+            cust = next(iter(call.every.values()))
+            call.customer = cust.uniqueid
+        first = call.every.get(call.call_id) or cust
+        if cust is not None:
+            rec.customer_channel = cust.name
+            rec.caller_num = rec.caller_num or cust.caller_num
+            rec.caller_name = rec.caller_name or cust.caller_name
+            if cust.dialplan and cust.context in self.config.inbound_contexts:
+                rec.direction, rec.did = "inbound", cust.exten
+            elif (first is not None and first.first_state == 0) \
+                    or cust.context in self.config.outbound_contexts:
+                rec.direction = "outbound"
+            else:
+                rec.direction = "internal"
+        out.append(d.CallStarted(ts, call.call_id, rec.direction, rec.did, rec.caller_num,
+                                 rec.caller_name, cust.name if cust else "",
+                                 cust.uniqueid if cust else "", adopted))
+
+    def _varset(self, e: ev.VarSet, out: list[d.DomainEvent]) -> None:
+        ch = self.channels.get(e.uniqueid)
+        if ch is None:
+            return
+        call = self.calls[ch.linkedid]
+        var = e.variable.lstrip("_")
+        if var == "MIXMONITOR_FILENAME":
+            ch.pending_recording = e.value
+        elif var == "AGISTATUS":
+            if ch.agi_script:
+                self._ivr_left(call, ch, e.ts, e.value, out)
+        elif var == "QUEUESTATUS":
+            pend = call.pending_exit
+            if pend is not None and ch.uniqueid == call.customer:
+                call.pending_exit = None
+                reason = e.value.lower()
+                wait = round((pend.left or e.ts) - pend.joined, 3)
+                if call.record.outcome in ("", "ivr_only"):
+                    call.record.outcome = "timeout" if reason == "timeout" else "exited"
+                out.append(d.QueueExited(e.ts, call.call_id, pend.queue, reason, wait))
+        elif e.value and (var in self.config.call_variables
+                          or var.startswith(self.config.variable_prefix)):
+            call.record.variables[var] = e.value
+
+    def _ivr_left(self, call: Call, ch: Channel, ts: float, status: str,
+                  out: list[d.DomainEvent]) -> None:
+        script, ch.agi_script = ch.agi_script, ""
+        secs = round(ts - ch.agi_since, 3)
+        call.record.ivr.append({"script": script, "start": ch.agi_since, "end": ts,
+                                "status": status, "seconds": secs})
+        out.append(d.IvrLeft(ts, call.call_id, ch.name, script, status, secs))
+
+    # ------------------------------------------------------------------ hangups
+
+    def _party(self, call: Call, uid: str) -> str:
+        if uid == call.customer:
+            return "customer" if call.record.direction == "outbound" else "caller"
+        if uid in call.open_segments:
+            return "agent"
+        return ""
+
+    def _signal(self, call: Call, party: str, uid: str) -> None:
+        if party and call.end_signal is None:
+            call.end_signal = (party, uid)
+
+    def _hangup_request(self, e: ev.HangupRequest, out: list[d.DomainEvent]) -> None:
+        ch = self.channels.get(e.uniqueid)
+        if ch is None:
+            return
+        call = self.calls[ch.linkedid]
+        if e.soft and e.cause == SOFTHANGUP_SHUTDOWN:
+            call.shutdown = True
+            self._signal(call, "system", ch.uniqueid)
+        party = self._party(call, ch.uniqueid)
+        if ch.uniqueid == call.customer and e.soft and ch.dialplan_hangup:
+            party = "system"
+        if party:
+            self._signal(call, party, ch.uniqueid)
+        if ch.uniqueid == call.customer and call.wait and not call.wait.connected:
+            call.wait.caller_hangup = True
+
+    def _hangup(self, e: ev.Hangup, out: list[d.DomainEvent]) -> None:
+        ch = self.channels.get(e.uniqueid)
+        if ch is None:
+            return
+        call = self.calls[ch.linkedid]
+        if ch.uniqueid == call.customer or not call.last_cause:
+            call.last_cause, call.last_cause_txt = e.cause, e.cause_txt
+        party = self._party(call, ch.uniqueid)
+        if party:
+            unanswered = ch.state != STATE_UP and ch.uniqueid == call.customer
+            self._signal(call, "system" if unanswered and not call.party_uids else party,
+                         ch.uniqueid)
+        self._remove_channel(ch, e.ts, out)
+        if not call.channels:
+            self._finish(call, e.ts, out)
+
+    def _remove_channel(self, ch: Channel, ts: float, out: list[d.DomainEvent],
+                        vanished: bool = False) -> None:
+        call = self.calls.get(ch.linkedid)
+        self.channels.pop(ch.uniqueid, None)
+        if call is None:
+            return
+        if ch.uniqueid == call.customer and call.wait is not None and not call.wait.connected:
+            # the caller's channel is gone while waiting: an abandon
+            self._queue_leave(call, ch, ts, ch.uniqueid, out, forced_abandon=True)
+        if ch.agi_script:
+            self._ivr_left(call, ch, ts, "HANGUP", out)
+        if ch.recording:
+            out.append(d.RecordingStopped(ts, call.call_id, ch.name, ch.recording))
+            ch.recording = ""
+        if ch.held_since is not None:
+            self._unhold_channel(call, ch, ts, out)
+        self._clear_ringing(ch.uniqueid, ts, out)
+        if ch.bridge:
+            self.bridges.get(ch.bridge, set()).discard(ch.uniqueid)
+            ch.bridge = ""
+        call.channels.pop(ch.uniqueid, None)
+        if ch.partner and ch.partner in self.channels:
+            self.channels[ch.partner].partner = ""
+        base = _local_base(ch.name)
+        if base and self._locals.get(base) == ch.uniqueid:
+            del self._locals[base]
+        self._recompute(call, ts, out)
+        for agent in self.agents.values():
+            if ch.uniqueid in agent.calls:
+                del agent.calls[ch.uniqueid]
+                self._wrapup_start(agent, ts)
+                self._agent_update(agent, ts, out)
+
+    def _finish(self, call: Call, ts: float, out: list[d.DomainEvent],
+                end_reason: str = "") -> None:
+        self.calls.pop(call.call_id, None)
+        for q in self.queues.values():
+            q.waiting.pop(call.call_id, None)
+        if not call.started:
+            self._start_call(call, call.record.start, out)
+        rec = call.record
+        for seg in list(call.open_segments.values()):
+            seg.end = ts
+        call.open_segments.clear()
+        rec.end = ts
+        rec.total_seconds = round(ts - rec.start, 3)
+        rec.talk_seconds = round(sum(s.seconds for s in rec.segments), 3)
+        rec.hold_seconds = round(rec.hold_seconds, 3)
+        if call.end_signal is not None:
+            rec.hangup_by = call.end_signal[0]
+        elif end_reason:
+            rec.hangup_by = "unknown"
+        else:
+            rec.hangup_by = "system"
+        if call.shutdown:
+            rec.hangup_by = "system"
+        rec.hangup_cause, rec.hangup_cause_txt = call.last_cause, call.last_cause_txt
+        rec.end_reason = end_reason
+        if not rec.outcome:
+            if rec.segments:
+                rec.outcome = "answered"
+            elif rec.ivr and not rec.queue:
+                rec.outcome = "ivr_only"
+            elif call.customer and self._customer_answered(call):
+                rec.outcome = "answered" if rec.direction == "outbound" else "unanswered"
+            else:
+                rec.outcome = "unanswered" if rec.direction != "outbound" else "failed"
+        if end_reason and rec.outcome in ("", "unanswered"):
+            rec.outcome = "lost"
+        if call.pending_exit is not None and rec.outcome in ("unanswered", "ivr_only"):
+            rec.outcome = "exited"
+        out.append(d.CallEnded(ts, call.call_id, rec.hangup_by, rec.hangup_cause,
+                               rec.hangup_cause_txt, rec.talk_seconds, rec.total_seconds, rec))
+
+    def _customer_answered(self, call: Call) -> bool:
+        cust = call.every.get(call.customer)
+        if call.record.answer is None and cust is not None and cust.answered is not None:
+            call.record.answer = cust.answered
+        return call.record.answer is not None
+
+    # ------------------------------------------------------------------ bridges
+
+    def _bridge(self, e: ev.BridgeEvent, out: list[d.DomainEvent]) -> None:
+        if e.name == "BridgeEnter":
+            ch = self.channels.get(e.uniqueid)
+            if ch is not None:
+                self._enter_bridge(ch, e.bridge, e.ts, out)
+        elif e.name == "BridgeLeave":
+            ch = self.channels.get(e.uniqueid)
+            if ch is None or ch.bridge != e.bridge:
+                return
+            call = self.calls[ch.linkedid]
+            in_talk = (ch.uniqueid == call.customer and bool(call.peers)) or \
+                ch.uniqueid in call.open_segments
+            if in_talk and not ch.redirected and not ch.left_by_transfer and not call.local_opt:
+                self._signal(call, self._party(call, ch.uniqueid), ch.uniqueid)
+            self.bridges.get(e.bridge, set()).discard(ch.uniqueid)
+            ch.bridge = ""
+            self._recompute_bridge(e.bridge, e.ts, out, extra=call)
+        elif e.name == "BridgeCreate":
+            self.bridges.setdefault(e.bridge, set())
+        elif e.name == "BridgeDestroy":
+            members = self.bridges.pop(e.bridge, set())
+            for uid in members:
+                ch = self.channels.get(uid)
+                if ch is not None and ch.bridge == e.bridge:
+                    ch.bridge = ""
+
+    def _enter_bridge(self, ch: Channel, bridge: str, ts: float,
+                      out: list[d.DomainEvent]) -> None:
+        if ch.bridge and ch.bridge != bridge:
+            self.bridges.get(ch.bridge, set()).discard(ch.uniqueid)
+        ch.bridge = bridge
+        ch.redirected = False
+        ch.left_by_transfer = False
+        self.bridges.setdefault(bridge, set()).add(ch.uniqueid)
+        self._recompute_bridge(bridge, ts, out)
+
+    def _recompute_bridge(self, bridge: str, ts: float, out: list[d.DomainEvent],
+                          extra: Call | None = None) -> None:
+        seen: set[str] = set()
+        for uid in self.bridges.get(bridge, ()):
+            ch = self.channels.get(uid)
+            if ch is not None and ch.linkedid not in seen:
+                seen.add(ch.linkedid)
+                call = self.calls.get(ch.linkedid)
+                if call is not None:
+                    self._recompute(call, ts, out)
+        if extra is not None and extra.call_id not in seen and extra.call_id in self.calls:
+            self._recompute(extra, ts, out)
+
+    def _peers_of(self, uid: str, through_own_partner: bool = False) -> set[str]:
+        """Non-Local channels the given channel hears, through bridges and Local pairs.
+
+        A customer on a Local channel is not talking to its own other half (that is the
+        caller's side), so by default the start channel's partner is not followed.
+        """
+        found: set[str] = set()
+        visited = {uid}
+        frontier = [uid]
+        while frontier:
+            cur = self.channels.get(frontier.pop())
+            if cur is None:
+                continue
+            neighbours: list[str] = []
+            if cur.bridge:
+                neighbours.extend(self.bridges.get(cur.bridge, ()))
+            if cur.is_local and cur.partner and (through_own_partner or cur.uniqueid != uid):
+                neighbours.append(cur.partner)
+            for n in neighbours:
+                if n in visited:
+                    continue
+                visited.add(n)
+                nch = self.channels.get(n)
+                if nch is None:
+                    continue
+                if nch.is_local:
+                    frontier.append(n)
+                else:
+                    found.add(n)
+        own = self.channels.get(uid)
+        if own is not None and own.partner and not through_own_partner:
+            found.discard(own.partner)
+        return found
+
+    def _recompute(self, call: Call, ts: float, out: list[d.DomainEvent]) -> None:
+        if call.local_opt or not call.customer:
+            return
+        cust = self.channels.get(call.customer)
+        peers = frozenset(self._peers_of(call.customer)) if cust else frozenset()
+        if peers == call.peers:
+            return
+        for uid in call.peers - peers:
+            seg = call.open_segments.pop(uid, None)
+            if seg is not None:
+                seg.end = ts
+        for uid in peers - call.peers:
+            pch = self.channels[uid]
+            seg = d.Segment(pch.interface, pch.name, ts, queue=call.queue_legs.get(uid, ""))
+            call.open_segments[uid] = seg
+            call.party_uids.add(uid)
+            call.record.segments.append(seg)
+            if call.record.answer is None:
+                call.record.answer = ts
+            if not call.record.agent:
+                call.record.agent, call.record.agent_channel = pch.interface, pch.name
+            if call.end_signal and call.end_signal[1] != call.customer:
+                call.end_signal = None  # what ended an earlier leg does not end this talk
+            if uid not in call.queue_legs:
+                out.append(d.AgentConnected(ts, call.call_id, pch.interface, pch.name))
+            agent = self.agents.get(pch.interface)
+            if agent is not None:
+                agent.calls[uid] = call.call_id
+                agent.ringing.pop(uid, None)
+                self._agent_update(agent, ts, out)
+        call.peers = peers
+
+    def _local_bridge(self, e: ev.LocalBridge, out: list[d.DomainEvent]) -> None:
+        one, two = self.channels.get(e.one_uniqueid), self.channels.get(e.two_uniqueid)
+        if one is not None and two is not None:
+            one.partner, two.partner = two.uniqueid, one.uniqueid
+
+    def _local_optimization(self, e: ev.LocalOptimization, out: list[d.DomainEvent]) -> None:
+        ch = self.channels.get(e.one_uniqueid) or self.channels.get(e.two_uniqueid)
+        if ch is None:
+            return
+        call = self.calls[ch.linkedid]
+        if e.name == "LocalOptimizationBegin":
+            call.local_opt += 1
+        elif call.local_opt:
+            call.local_opt -= 1
+            self._recompute(call, e.ts, out)
+
+    # ------------------------------------------------------------------ hold, recording
+
+    def _hold(self, e: ev.Hold, out: list[d.DomainEvent]) -> None:
+        ch = self.channels.get(e.uniqueid)
+        if ch is None or ch.held_since is not None:
+            return
+        call = self.calls[ch.linkedid]
+        ch.held_since = e.ts
+        party = "caller" if ch.uniqueid == call.customer else "agent"
+        out.append(d.CallHeld(e.ts, call.call_id, ch.name, party))
+        agent = self.agents.get(ch.interface)
+        if agent is not None:
+            agent.held = True
+            self._agent_update(agent, e.ts, out)
+
+    def _unhold(self, e: ev.Unhold, out: list[d.DomainEvent]) -> None:
+        ch = self.channels.get(e.uniqueid)
+        if ch is None or ch.held_since is None:
+            return
+        self._unhold_channel(self.calls[ch.linkedid], ch, e.ts, out)
+
+    def _unhold_channel(self, call: Call, ch: Channel, ts: float,
+                        out: list[d.DomainEvent]) -> None:
+        since, ch.held_since = ch.held_since or ts, None
+        secs = round(ts - since, 3)
+        call.record.hold_seconds += secs
+        party = "caller" if ch.uniqueid == call.customer else "agent"
+        out.append(d.CallUnheld(ts, call.call_id, ch.name, party, secs))
+        agent = self.agents.get(ch.interface)
+        if agent is not None:
+            agent.held = False
+            self._agent_update(agent, ts, out)
+
+    def _mixmonitor(self, e: ev.MixMonitor, out: list[d.DomainEvent]) -> None:
+        ch = self.channels.get(e.uniqueid)
+        if ch is None:
+            return
+        call = self.calls[ch.linkedid]
+        if e.name == "MixMonitorStart":
+            ch.recording = ch.pending_recording
+            if ch.recording and ch.recording not in call.record.recordings:
+                call.record.recordings.append(ch.recording)
+            out.append(d.RecordingStarted(e.ts, call.call_id, ch.name, ch.recording))
+        elif e.name == "MixMonitorStop":
+            out.append(d.RecordingStopped(e.ts, call.call_id, ch.name, ch.recording))
+            ch.recording = ""
+        else:
+            out.append(d.RecordingMuted(e.ts, call.call_id, ch.name, e.muted))
+
+    # ------------------------------------------------------------------ transfers
+
+    def _redirected(self, call: Call, ch: Channel, e: ev.Newexten,
+                    out: list[d.DomainEvent]) -> None:
+        ch.redirected = True
+        from_agent = ""
+        if ch.uniqueid == call.customer:
+            for seg in call.open_segments.values():
+                from_agent = seg.agent
+            self._close_segments(call, e.ts)
+        elif ch.uniqueid in call.open_segments:
+            from_agent = ch.interface
+            call.open_segments.pop(ch.uniqueid).end = e.ts
+        target = f"{e.exten}@{e.context}"
+        call.record.transfers.append({"ts": e.ts, "transfer": "redirect", "from": from_agent,
+                                      "to": target, "channel": ch.name})
+        out.append(d.CallTransferred(e.ts, call.call_id, "redirect", from_agent, target))
+
+    def _close_segments(self, call: Call, ts: float) -> None:
+        for seg in call.open_segments.values():
+            seg.end = ts
+        call.open_segments.clear()
+        call.peers = frozenset()
+
+    def _blind_transfer(self, e: ev.BlindTransfer, out: list[d.DomainEvent]) -> None:
+        if e.result != "Success":
+            return
+        ch = self.channels.get(e.transferer_uniqueid)
+        call = self.calls.get(ch.linkedid if ch else e.linkedid)
+        if call is None:
+            return
+        from_agent = ch.interface if ch else ""
+        if ch is not None:
+            ch.left_by_transfer = True
+            seg = call.open_segments.pop(ch.uniqueid, None)
+            if seg is not None:
+                seg.end = e.ts
+                call.peers = call.peers - {ch.uniqueid}
+            if call.end_signal and call.end_signal[1] == ch.uniqueid:
+                call.end_signal = None
+        transferee = self.channels.get(e.transferee_uniqueid)
+        if transferee is not None:
+            transferee.redirected = True  # its next dialplan step is the transfer, not a redirect
+        target = f"{e.extension}@{e.context}" if e.context else e.extension
+        call.record.transfers.append({"ts": e.ts, "transfer": "blind", "from": from_agent,
+                                      "to": target})
+        out.append(d.CallTransferred(e.ts, call.call_id, "blind", from_agent, target))
+
+    def _attended_transfer(self, e: ev.AttendedTransfer, out: list[d.DomainEvent]) -> None:
+        if e.result != "Success":
+            return
+        ch = self.channels.get(e.transferer_uniqueid)
+        call = self.calls.get(ch.linkedid if ch else e.linkedid)
+        if call is None:
+            return
+        from_agent = ch.interface if ch else ""
+        for uid in (e.transferer_uniqueid, e.second_transferer_uniqueid):
+            t = self.channels.get(uid)
+            if t is None:
+                continue
+            t.left_by_transfer = True
+            seg = call.open_segments.pop(uid, None)
+            if seg is not None:
+                seg.end = e.ts
+                call.peers = call.peers - {uid}
+            if call.end_signal and call.end_signal[1] == uid:
+                call.end_signal = None
+        target = e.target_channel
+        tch = self.channels.get(e.target_uniqueid)
+        if tch is not None:
+            if tch.is_local:
+                real = sorted(self.channels[u].interface
+                              for u in self._peers_of(tch.uniqueid, through_own_partner=True)
+                              if u != call.customer and u in self.channels)
+                target = real[0] if real else _local_target(tch.name)
+            else:
+                target = tch.interface
+        elif e.dest_app:
+            target = e.dest_app
+        call.record.transfers.append({"ts": e.ts, "transfer": "attended", "from": from_agent,
+                                      "to": target})
+        out.append(d.CallTransferred(e.ts, call.call_id, "attended", from_agent, target))
+        self._recompute(call, e.ts, out)
+
+    # ------------------------------------------------------------------ queues
+
+    def _queue_caller(self, e: ev.QueueCallerEvent, out: list[d.DomainEvent]) -> None:
+        ch = self.channels.get(e.uniqueid)
+        if ch is None:
+            return
+        call = self.calls[ch.linkedid]
+        if e.name == "QueueCallerJoin":
+            if call.wait is not None and call.wait.queue == e.queue and not call.wait.connected:
+                return  # duplicate
+            if not call.started:
+                call.customer = ch.uniqueid
+                self._start_call(call, e.ts, out)
+            elif call.customer != ch.uniqueid and not call.customer_from_queue:
+                call.customer = ch.uniqueid
+                call.record.customer_channel = ch.name
+            call.customer_from_queue = True
+            call.wait = QueueWait(e.queue, e.ts, e.position, e.position)
+            call.pending_exit = None
+            rec = call.record
+            if not rec.queue:
+                rec.queue, rec.queue_position = e.queue, e.position
+            self.queues.setdefault(e.queue, Queue(e.queue)).waiting[call.call_id] = e.ts
+            out.append(d.CallQueued(e.ts, call.call_id, e.queue, e.position, e.count,
+                                    rec.caller_num, rec.caller_name))
+        elif e.name == "QueueCallerAbandon":
+            if call.wait is not None and call.wait.queue == e.queue:
+                call.wait.position = e.position or call.wait.position
+        else:  # Leave
+            self._queue_leave(call, ch, e.ts, e.uniqueid, out)
+
+    def _queue_remove(self, call: Call) -> None:
+        for q in self.queues.values():
+            q.waiting.pop(call.call_id, None)
+
+    def _queue_leave(self, call: Call, ch: Channel, ts: float, uid: str,
+                     out: list[d.DomainEvent], forced_abandon: bool = False) -> None:
+        w = call.wait
+        if w is None or uid != call.customer:
+            return
+        call.wait = None
+        self._queue_remove(call)
+        w.left = ts
+        if w.connected:
+            return
+        if w.answered_uid and not forced_abandon:
+            call.wait = w  # AgentConnect follows the Leave; keep the wait for it
+            self._queue_remove(call)
+            w.connected = True
+            return
+        for agent_uid, interface in list(w.ringing.items()):
+            agent = self.agents.get(interface)
+            if agent is not None and agent.ringing.pop(agent_uid, None):
+                self._agent_update(agent, ts, out)
+        wait = round(ts - w.joined, 3)
+        if w.caller_hangup or forced_abandon:
+            if call.record.outcome in ("", "ivr_only", "exited", "timeout"):
+                call.record.outcome = "abandoned"
+            if call.record.queue == w.queue and call.record.queue_wait is None:
+                call.record.queue_wait = wait
+            out.append(d.CallAbandoned(ts, call.call_id, w.queue, wait, w.position,
+                                       w.original_position))
+        else:
+            call.pending_exit = w
+            if call.record.queue_wait is None:
+                call.record.queue_wait = wait
+
+    def _agent_event(self, e: ev.AgentEvent, out: list[d.DomainEvent]) -> None:
+        ch = self.channels.get(e.uniqueid)
+        call = self.calls.get(ch.linkedid) if ch else self.calls.get(e.linkedid)
+        agent = self._agent(e.interface, e.member_name)
+        if e.name == "AgentCalled":
+            if call is None:
+                return
+            if call.wait is not None:
+                call.wait.ringing[e.dest_uniqueid] = e.interface
+            agent.ringing[e.dest_uniqueid] = call.call_id
+            wait = round(e.ts - call.wait.joined, 3) if call.wait else 0.0
+            out.append(d.AgentRinging(e.ts, call.call_id, e.queue, e.interface, e.member_name,
+                                      e.dest_channel, call.record.caller_num,
+                                      call.record.caller_name, wait))
+            self._agent_update(agent, e.ts, out)
+        elif e.name == "AgentRingNoAnswer":
+            agent.ringing.pop(e.dest_uniqueid, None)
+            if call is not None:
+                if call.wait is not None:
+                    call.wait.ringing.pop(e.dest_uniqueid, None)
+                out.append(d.RingNoAnswer(e.ts, call.call_id, e.queue, e.interface,
+                                          round(e.ring_time / 1000.0, 3)))
+            self._agent_update(agent, e.ts, out)
+        elif e.name == "AgentConnect":
+            if call is None:
+                return
+            w = call.wait
+            wait = round(e.ts - w.joined, 3) if w is not None else float(e.hold_time)
+            if w is not None:
+                w.connected = True
+                call.wait = None if w.left is not None else w
+            call.queue_legs[e.dest_uniqueid] = e.queue
+            seg = call.open_segments.get(e.dest_uniqueid)
+            if seg is not None:
+                seg.queue = e.queue
+            agent.ringing.pop(e.dest_uniqueid, None)
+            agent.calls[e.dest_uniqueid] = call.call_id
+            rec = call.record
+            rec.outcome = "answered"
+            if not rec.agent or rec.agent_channel == e.dest_channel:
+                rec.agent, rec.agent_name, rec.agent_channel = \
+                    e.interface, e.member_name, e.dest_channel
+            elif not rec.agent_name and rec.agent == e.interface:
+                rec.agent_name = e.member_name
+            if rec.queue_wait is None or rec.queue == e.queue:
+                rec.queue, rec.queue_wait = e.queue, wait
+            out.append(d.CallAnswered(e.ts, call.call_id, e.queue, e.interface, e.member_name,
+                                      e.dest_channel, wait))
+            self._agent_update(agent, e.ts, out)
+        elif e.name == "AgentComplete":
+            agent.calls.pop(e.dest_uniqueid, None)
+            self._wrapup_start(agent, e.ts, e.queue)
+            self._agent_update(agent, e.ts, out)
+        elif e.name == "AgentDump":
+            agent.ringing.pop(e.dest_uniqueid, None)
+            self._agent_update(agent, e.ts, out)
+
+    def _dial_begin(self, e: ev.DialBegin, out: list[d.DomainEvent]) -> None:
+        call = self.calls.get(e.dest_linkedid)
+        if call is None or call.record.dialed or call.wait is not None:
+            return
+        if e.uniqueid == "" or e.uniqueid == call.customer:
+            call.record.dialed = e.dial_string
+
+    def _dial_end(self, e: ev.DialEnd, out: list[d.DomainEvent]) -> None:
+        ch = self.channels.get(e.uniqueid)
+        if ch is None:
+            return
+        call = self.calls[ch.linkedid]
+        w = call.wait
+        if w is not None and e.dial_status == "ANSWER" and e.dest_uniqueid in w.ringing:
+            w.answered_uid = e.dest_uniqueid
+
+    def _clear_ringing(self, uid: str, ts: float, out: list[d.DomainEvent]) -> None:
+        for agent in self.agents.values():
+            if agent.ringing.pop(uid, None) is not None:
+                self._agent_update(agent, ts, out)
+
+    def _queue_params(self, e: ev.QueueParams, out: list[d.DomainEvent]) -> None:
+        self.queues.setdefault(e.queue, Queue(e.queue)).strategy = e.strategy
+
+    # ------------------------------------------------------------------ agents
+
+    def _agent(self, interface: str, name: str = "") -> Agent:
+        agent = self.agents.get(interface)
+        if agent is None:
+            agent = self.agents[interface] = Agent(interface, name)
+        elif name and not agent.name:
+            agent.name = name
+        return agent
+
+    def _member(self, e: ev.QueueMemberEvent, out: list[d.DomainEvent],
+                now: float | None = None) -> None:
+        ts = e.ts if now is None else now
+        agent = self._agent(e.interface, e.member_name)
+        if e.member_name:
+            agent.name = e.member_name
+        if e.name == "QueueMemberRemoved":
+            agent.memberships.pop(e.queue, None)
+        else:
+            m = agent.memberships.setdefault(e.queue, Membership())
+            if e.name in ("QueueMemberPause", "QueueMember", "QueueMemberAdded") \
+                    or e.paused != m.paused:
+                m.paused = e.paused
+                m.reason = e.paused_reason if e.paused else ""
+            m.penalty, m.wrapup = e.penalty, e.wrapup
+            agent.device = e.status or agent.device
+            self.queues.setdefault(e.queue, Queue(e.queue))
+        self._agent_update(agent, ts, out)
+
+    def _wrapup_start(self, agent: Agent, ts: float, queue: str = "") -> None:
+        if agent.calls:
+            return
+        secs = 0.0
+        if queue:
+            m = agent.memberships.get(queue)
+            secs = float(m.wrapup) if m and m.wrapup else self.config.wrapup.get(
+                queue, self.config.default_wrapup)
+        elif agent.state in ("on_call", "on_hold"):
+            queues = list(agent.memberships)
+            secs = max([self.config.wrapup.get(q, self.config.default_wrapup) for q in queues]
+                       or [0.0])
+        if secs > 0 and (agent.wrapup_until is None or agent.wrapup_until < ts + secs):
+            agent.wrapup_until = ts + secs
+
+    def _agent_update(self, agent: Agent, ts: float, out: list[d.DomainEvent]) -> None:
+        if agent.wrapup_until is not None and agent.wrapup_until <= ts:
+            agent.wrapup_until = None
+        reason = ""
+        call_id = ""
+        if not agent.memberships and not agent.calls and not agent.ringing:
+            state = "logged_out"
+        elif agent.calls:
+            state = "on_hold" if agent.held else "on_call"
+            call_id = next(iter(agent.calls.values()))
+        elif agent.ringing:
+            state = "ringing"
+            call_id = next(iter(agent.ringing.values()))
+        elif not agent.memberships:
+            state = "logged_out"
+        elif agent.paused:
+            state, reason = "paused", agent.pause_reason
+        elif agent.wrapup_until is not None:
+            state = "wrapup"
+        elif agent.device in (DEV_INUSE, DEV_BUSY, DEV_ONHOLD, DEV_RINGINUSE):
+            state = "on_call"
+        elif agent.device == DEV_RINGING:
+            state = "ringing"
+        elif agent.device in (DEV_INVALID, DEV_UNAVAILABLE):
+            state = "unavailable"
+        else:
+            state = "available"
+        if state == agent.state and reason == agent.reason and call_id == agent.call_id:
+            return
+        previous = agent.state
+        agent.state, agent.reason, agent.call_id = state, reason, call_id
+        if state != previous:
+            agent.since = ts
+        out.append(d.AgentStateChanged(ts, agent.interface, agent.name, state, previous, reason,
+                                       call_id, sorted(agent.memberships)))
+
+    # ------------------------------------------------------------------ system
+
+    def _system(self, e: ev.SystemEvent, out: list[d.DomainEvent]) -> None:
+        if e.name == "Shutdown":
+            for call in self.calls.values():
+                call.shutdown = True
+            out.append(d.PbxEvent(e.ts, "shutdown", "restart" if e.restart else "stop"))
+        else:
+            out.append(d.PbxEvent(e.ts, "booted", f"uptime {e.uptime}s"))
+
+    # ------------------------------------------------------------------ adoption
+
+    def _adopt_channel(self, c: ev.CoreShowChannel, now: float,
+                       out: list[d.DomainEvent]) -> None:
+        start = now - c.duration
+        call = self._call_for(c.linkedid, start)
+        ch = Channel(c.uniqueid, c.channel, c.linkedid, start, c.state, c.state, c.caller_num,
+                     c.caller_name, c.context, c.exten, dialplan=c.application not in PSEUDO_APPS)
+        if c.state == STATE_UP:
+            ch.answered = start
+        self.channels[c.uniqueid] = ch
+        call.channels[c.uniqueid] = ch
+        call.every[c.uniqueid] = ch
+        call.record.uniqueids.append(c.uniqueid)
+        call.record.channels.append(c.channel)
+        call.record.start = min(call.record.start, start)
+        base = _local_base(c.channel)
+        if base:
+            other = self._locals.pop(base, None)
+            if other and other in self.channels:
+                ch.partner, self.channels[other].partner = other, ch.uniqueid
+            else:
+                self._locals[base] = c.uniqueid
+        if c.application in AGI_APPS:
+            ch.agi_script, ch.agi_since = c.app_data.split(",", 1)[0], now
+        if not call.started and (c.uniqueid == c.linkedid or c.application == "Queue"):
+            call.customer = c.uniqueid
+            self._start_call(call, start, out, adopted=True)
+
+
+def _local_target(name: str) -> str:
+    # Local/1004@agents-00000000;1 -> 1004@agents
+    base = _local_base(name) or name
+    return interface_of(base).removeprefix("Local/")
+
+
+def replay_events(model: LiveModel, events: Iterable[ev.AmiEvent]) -> list[d.DomainEvent]:
+    """Feed a sequence of typed events; return every domain event produced."""
+    out: list[d.DomainEvent] = []
+    for e in events:
+        out.extend(model.feed(e))
+    return out

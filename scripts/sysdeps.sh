@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs the system packages a target needs, only when they are missing.
+#   base: Python >= 3.11 with venv
+#   test: what the test suite drives besides Python (nothing extra yet)
+set -euo pipefail
+need=()
+have() { command -v "$1" >/dev/null 2>&1; }
+py=$(command -v python3.11 || command -v python3.12 || command -v python3.13 || command -v python3 || true)
+if [ -z "$py" ]; then need+=(python3 python3-venv python3-dev); fi
+if [ -n "$py" ] && ! "$py" -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null; then
+  echo "ccd needs Python >= 3.11 (found $("$py" --version 2>&1)); install python3.11 and retry" >&2
+  exit 1
+fi
+if [ -n "$py" ] && ! "$py" -c 'import venv, ensurepip' 2>/dev/null; then need+=(python3-venv); fi
+case "${1:-base}" in
+  test) ;;
+esac
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing system packages: ${need[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}"
+fi
