@@ -79,11 +79,15 @@ class WebConfig(_Section):
 
 
 class ApiConfig(_Section):
-    """The daemon's local control API, used by the CLI."""
+    """The daemon's local control API (a Unix socket), used by the CLI."""
 
+    socket: Path | None = Field(None, description="default: <data_dir>/ccd.sock")
+    token: SecretStr = SecretStr("")  # default: generated into <data_dir>/api.token
+
+
+class MetricsConfig(_Section):
     host: str = "127.0.0.1"
-    port: int = Field(8081, ge=0, le=65535)
-    token: SecretStr = SecretStr("")
+    port: int = Field(0, ge=0, le=65535, description="0 = no Prometheus endpoint")
 
 
 class LogConfig(_Section):
@@ -100,11 +104,16 @@ class Config(_Section):
     model: ModelSection = ModelSection()
     web: WebConfig = WebConfig()
     api: ApiConfig = ApiConfig()
+    metrics: MetricsConfig = MetricsConfig()
     log: LogConfig = LogConfig()
 
     @property
     def spool_dir(self) -> Path:
         return self.data_dir / "spool"
+
+    @property
+    def api_socket(self) -> Path:
+        return self.api.socket or self.data_dir / "ccd.sock"
 
     def model_config_obj(self):
         """The live model's settings."""

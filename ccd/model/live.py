@@ -1068,12 +1068,12 @@ class LiveModel:
             state = "unavailable"
         else:
             state = "available"
-        if state == agent.state and reason == agent.reason and call_id == agent.call_id:
+        if state == agent.state and reason == agent.reason:
+            agent.call_id = call_id or agent.call_id
             return
         previous = agent.state
         agent.state, agent.reason, agent.call_id = state, reason, call_id
-        if state != previous:
-            agent.since = ts
+        agent.since = ts
         out.append(d.AgentStateChanged(ts, agent.interface, agent.name, state, previous, reason,
                                        call_id, sorted(agent.memberships)))
 

@@ -1,0 +1,225 @@
+"""The ccd daemon: AMI link -> live model -> bus -> store/panel, plus the control API.
+
+One asyncio loop runs everything I/O-bound. The model is fed only from this loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections import deque
+from dataclasses import asdict
+from typing import Any
+
+from ccd.ami import events as ev
+from ccd.ami.client import AmiClient
+from ccd.ami.ingest import Ingest
+from ccd.api import ApiServer, token_for
+from ccd.bus import Bus
+from ccd.config import Config, redact_url
+from ccd.model.domain import DomainEvent
+from ccd.model.live import LiveModel, Snapshot
+
+log = logging.getLogger(__name__)
+
+
+class RateMeter:
+    """Events per second over a sliding window (for ``ccd status``)."""
+
+    def __init__(self, window: float = 10.0) -> None:
+        self.window = window
+        self._marks: deque[tuple[float, int]] = deque()
+        self.total = 0
+
+    def add(self, n: int = 1, now: float | None = None) -> None:
+        self.total += n
+        now = time.monotonic() if now is None else now
+        self._marks.append((now, self.total))
+        while self._marks and self._marks[0][0] < now - self.window:
+            self._marks.popleft()
+
+    def rate(self, now: float | None = None) -> float:
+        now = time.monotonic() if now is None else now
+        while self._marks and self._marks[0][0] < now - self.window:
+            self._marks.popleft()
+        if not self._marks:
+            return 0.0
+        first_t, first_n = self._marks[0]
+        span = max(now - first_t, 1.0)
+        return round((self.total - first_n) / span, 2)
+
+
+class Daemon:
+    """Wires the AMI link, the model, the bus and the adapters together."""
+
+    def __init__(self, config: Config, database_url: str | None = None) -> None:
+        self.config = config
+        self.model = LiveModel(config.model_config_obj())
+        self.ingest = Ingest(self.model)
+        self.bus = Bus()
+        self.rate = RateMeter()
+        self.started = time.time()
+        self.database_url = database_url
+        self.writer: Any = None
+        self.client = AmiClient(config.ami, self._on_event, self._on_connect,
+                                self._on_disconnect)
+        self._resync_buffer: list[tuple[bytes, float]] | None = None
+        self.resyncs = 0
+        self.last_resync: dict[str, Any] = {}
+        self.api = ApiServer(config.api_socket, token_for(config, create=True))
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._register_api()
+
+    # ------------------------------------------------------------------ events
+
+    def _on_event(self, raw: bytes, now: float) -> None:
+        if self._resync_buffer is not None:
+            self._resync_buffer.append((raw, now))
+            return
+        self._apply(raw, now)
+
+    def _apply(self, raw: bytes, now: float) -> None:
+        self.rate.add()
+        for de in self.ingest.frame(raw, now):
+            self.bus.publish(de)
+
+    def publish(self, events: list[DomainEvent]) -> None:
+        self.bus.publish_all(events)
+
+    async def _on_connect(self) -> None:
+        """Read Asterisk's current truth and reconcile the model with it."""
+        self._resync_buffer = []
+        try:
+            chans = await self.client.list_action("CoreShowChannels")
+            queues = await self.client.list_action("QueueStatus")
+            snap = Snapshot(ts=time.time())
+            for f in chans.events:
+                e = ev.decode_fields(f, snap.ts)
+                if isinstance(e, ev.CoreShowChannel):
+                    snap.channels.append(e)
+            for f in queues.events:
+                e = ev.decode_fields(f, snap.ts)
+                if isinstance(e, ev.QueueMemberEvent):
+                    snap.members.append(e)
+                elif isinstance(e, ev.QueueEntry):
+                    snap.entries.append(e)
+                elif isinstance(e, ev.QueueParams):
+                    snap.queues.append(e)
+            before = set(self.model.calls)
+            out = self.model.reconcile(snap)
+            self.resyncs += 1
+            closed = [e for e in out if e.kind == "call_ended"]
+            adopted = [e for e in out if e.kind == "call_started"]
+            self.last_resync = {"at": snap.ts, "channels": len(snap.channels),
+                                "calls_before": len(before), "closed": len(closed),
+                                "adopted": len(adopted), "members": len(snap.members)}
+            log.info("resynchronised with Asterisk: %d channels, %d calls closed, "
+                     "%d adopted, %d queue members", len(snap.channels), len(closed),
+                     len(adopted), len(snap.members))
+            self.publish(out)
+        finally:
+            buffered, self._resync_buffer = self._resync_buffer or [], None
+            for raw, now in buffered:
+                self._apply(raw, now)
+
+    def _on_disconnect(self, reason: str) -> None:
+        self.publish(self.model.link_lost(time.time()))
+
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                self.publish(self.model.tick(time.time()))
+            except Exception:
+                log.exception("model tick failed")
+
+    # ------------------------------------------------------------------ API
+
+    def _register_api(self) -> None:
+        async def status(_: dict[str, Any]) -> dict[str, Any]:
+            return self.status()
+
+        async def calls(_: dict[str, Any]) -> list[dict[str, Any]]:
+            return self.calls()
+
+        self.api.register("status", status)
+        self.api.register("calls", calls)
+
+    def status(self) -> dict[str, Any]:
+        s = self.client.stats
+        waiting = sum(len(q.waiting) for q in self.model.queues.values())
+        out: dict[str, Any] = {
+            "uptime": round(time.time() - self.started, 1),
+            "ami": {"state": s.state, "host": f"{self.config.ami.host}:{self.config.ami.port}",
+                    "connects": s.connects, "disconnects": s.disconnects,
+                    "last_error": s.last_error, "banner": s.banner,
+                    "ping_rtt_ms": None if s.last_rtt is None else round(s.last_rtt * 1000, 1),
+                    "ping_timeouts": s.ping_timeouts},
+            "events": {"rate_per_s": self.rate.rate(), "total": self.rate.total,
+                       "decoded": self.ingest.stats.events,
+                       "malformed": self.ingest.stats.malformed + s.malformed,
+                       "handler_errors": self.ingest.stats.model_errors + s.callback_errors},
+            "calls_in_progress": len(self.model.calls),
+            "waiting_in_queue": waiting,
+            "agents": len(self.model.agents),
+            "resyncs": self.resyncs,
+            "last_resync": self.last_resync,
+            "database": redact_url(self.database_url) if self.database_url else None,
+        }
+        if self.writer is not None:
+            out["store"] = self.writer.stats()
+        return out
+
+    def calls(self) -> list[dict[str, Any]]:
+        rows = []
+        now = time.time()
+        for call in self.model.calls.values():
+            r = call.record
+            rows.append({"call_id": call.call_id, "direction": r.direction, "did": r.did,
+                         "caller_num": r.caller_num, "caller_name": r.caller_name,
+                         "queue": r.queue, "agent": r.agent, "state": _call_state(call),
+                         "duration": round(now - r.start, 1) if r.start else None,
+                         "channels": [c.name for c in call.channels.values()],
+                         "segments": [asdict(s) for s in r.segments]})
+        return rows
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        await self.api.start()
+        self.client.start()
+        self._tasks.append(asyncio.create_task(self._ticker(), name="model-tick"))
+
+    async def stop(self) -> None:
+        log.info("stopping: closing the AMI link and flushing what is pending")
+        for t in self._tasks:
+            t.cancel()
+        await self.client.stop()
+        if self.writer is not None:
+            await self.writer.close()
+        await self.api.stop()
+
+    async def run_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, self._stop.set)
+        await self.start()
+        try:
+            await self._stop.wait()
+        finally:
+            await self.stop()
+
+
+def _call_state(call: Any) -> str:
+    if call.open_segments:
+        return "talking"
+    if call.wait is not None and not call.wait.connected:
+        return "queued"
+    if any(c.agi_script for c in call.channels.values()):
+        return "ivr"
+    return "active"
