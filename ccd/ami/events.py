@@ -1,9 +1,9 @@
 """Typed AMI events: the part of each Asterisk event the live model uses.
 
 :func:`decode` turns a raw frame into one of the dataclasses below, or ``None`` when
-the frame is of no interest (most ``VarSet`` and ``Newexten`` frames, RTCP, security
-events ...). The decision is taken from the event name and, for the two noisy
-events, from one peeked field, before the frame is parsed.
+the frame is of no interest (RTCP, security events, device states, most ``VarSet``
+frames ...). The decision is taken from the event name and, for ``VarSet`` (43% of
+all frames), from the peeked variable name, before the frame is parsed.
 
 Field names follow Asterisk 22's AMI documentation; values stay strings unless the
 model computes with them.
