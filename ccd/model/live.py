@@ -146,6 +146,7 @@ class Agent:
     calls: dict[str, str] = field(default_factory=dict)  # agent channel uid -> call id
     held: bool = False
     wrapup_until: float | None = None
+    last_call: str = ""  # the call whose wrap-up this is
     state: str = "logged_out"
     reason: str = ""
     since: float = 0.0
@@ -250,7 +251,6 @@ class LiveModel:
         out: list[d.DomainEvent] = []
         for agent in self.agents.values():
             if agent.wrapup_until is not None and agent.wrapup_until <= now:
-                agent.wrapup_until = None
                 self._agent_update(agent, now, out)
         return out
 
@@ -532,7 +532,7 @@ class LiveModel:
         self._recompute(call, ts, out)
         for agent in self.agents.values():
             if ch.uniqueid in agent.calls:
-                del agent.calls[ch.uniqueid]
+                agent.last_call = agent.calls.pop(ch.uniqueid)
                 self._wrapup_start(agent, ts)
                 self._agent_update(agent, ts, out)
 
@@ -966,6 +966,8 @@ class LiveModel:
                                       e.dest_channel, wait))
             self._agent_update(agent, e.ts, out)
         elif e.name == "AgentComplete":
+            if call is not None:
+                agent.last_call = call.call_id
             agent.calls.pop(e.dest_uniqueid, None)
             self._wrapup_start(agent, e.ts, e.queue)
             self._agent_update(agent, e.ts, out)
@@ -1043,7 +1045,9 @@ class LiveModel:
 
     def _agent_update(self, agent: Agent, ts: float, out: list[d.DomainEvent]) -> None:
         if agent.wrapup_until is not None and agent.wrapup_until <= ts:
-            agent.wrapup_until = None
+            ended, agent.wrapup_until = agent.wrapup_until, None
+            if agent.state == "wrapup" and ended < ts:
+                self._agent_update(agent, ended, out)  # wrap-up ended on time, not now
         reason = ""
         call_id = ""
         if not agent.memberships and not agent.calls and not agent.ringing:
@@ -1059,7 +1063,7 @@ class LiveModel:
         elif agent.paused:
             state, reason = "paused", agent.pause_reason
         elif agent.wrapup_until is not None:
-            state = "wrapup"
+            state, call_id = "wrapup", agent.last_call
         elif agent.device in (DEV_INUSE, DEV_BUSY, DEV_ONHOLD, DEV_RINGINUSE):
             state = "on_call"
         elif agent.device == DEV_RINGING:

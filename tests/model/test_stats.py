@@ -1,0 +1,100 @@
+"""Queue and agent statistics against values computed by hand."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ccd.cli.replay import replay_file
+from ccd.model import domain as d
+from ccd.model.live import LiveModel, ModelConfig
+from ccd.model.stats import StatsCollector, interval_start
+
+CAPTURES = Path("/work/shared/asterisk-captures")
+if not CAPTURES.exists():
+    CAPTURES = Path(__file__).resolve().parents[3] / "shared" / "asterisk-captures"
+
+
+def burst(threshold: float) -> StatsCollector:
+    model = LiveModel(ModelConfig(wrapup={"support": 2.0}))
+    events, _ = replay_file(next(CAPTURES.glob("scenario08*.ami")), model)
+    st = StatsCollector({"support": threshold})
+    st.feed_all(events)
+    return st
+
+
+def test_burst_queue_statistics_by_hand() -> None:
+    # From the capture: 20 QueueCallerJoin between 1795465220.689 and .223.558 (one
+    # 15-minute interval), 18 AgentConnect with HoldTime 0,0,0,6,6,7,11,12,13,17,18,18,
+    # 20,23,24,26,28,31 (join->connect stamps: ... 18.024, 20.021, ..., 31.035 s),
+    # 2 QueueCallerAbandon after 18.248 and 18.249 s.
+    st = burst(20.0)
+    [row] = st.queue_rows()
+    assert row["queue"] == "support"
+    assert row["start"] == interval_start(1795465220.689)
+    assert (row["offered"], row["answered"], row["abandoned"], row["exited"]) == (20, 18, 2, 0)
+    assert row["answered_in_sl"] == 12  # waits <= 20 s (20.021 is just over)
+    assert row["abandoned_short"] == 2  # both abandoned before 20 s: excluded
+    assert row["service_level"] == pytest.approx(100 * 12 / 18, abs=0.01)  # 66.67 %
+    assert row["asa"] == pytest.approx(260.3 / 18, abs=0.05)  # 14.46 s
+    assert row["longest_wait"] == pytest.approx(31.035, abs=0.002)
+    assert row["avg_abandon_wait"] == pytest.approx(18.2485, abs=0.002)
+    assert row["avg_wait"] == pytest.approx((260.3 + 36.497) / 20, abs=0.05)
+    # AgentComplete TalkTime (whole seconds) add up to 75; each call's real talk differs
+    # from its rounded TalkTime by less than a second
+    assert abs(row["talk"] - 75) < 9
+    # wrapuptime=2 after each of the 18 calls, but app_queue compares whole seconds
+    # (member lastcall is a time_t), so it rings an agent again after 1-2 s: wrap-up
+    # ends at 2 s or at that AgentCalled, whichever comes first
+    assert 18 * 1.0 < row["wrapup"] <= 18 * 2.0 + 0.001
+    assert row["aht"] == pytest.approx((row["talk"] + row["hold"] + row["wrapup"]) / 18,
+                                       abs=0.01)
+
+
+def test_service_level_threshold_changes_the_count() -> None:
+    row = burst(30.0).queue_rows()[0]
+    assert row["answered_in_sl"] == 17  # only the 31.035 s wait is over 30 s
+    assert row["service_level"] == pytest.approx(100 * 17 / 18, abs=0.01)
+
+
+def _state(ts: float, state: str, call_id: str = "") -> d.AgentStateChanged:
+    return d.AgentStateChanged(ts, "PJSIP/1001", "Alice", state, "", "", call_id)
+
+
+def test_agent_occupancy_by_hand() -> None:
+    t0 = 1_800_000_000.0  # an interval boundary (divisible by 900)
+    assert interval_start(t0) == t0
+    st = StatsCollector()
+    st.feed_all([
+        _state(t0, "available"),          # 100 s available
+        _state(t0 + 100, "ringing"),      # 5 s ringing
+        _state(t0 + 105, "on_call"),      # 300 s on call
+        _state(t0 + 405, "wrapup"),       # 30 s wrap-up
+        _state(t0 + 435, "paused"),       # 200 s paused (not staffed)
+        _state(t0 + 635, "available"),    # until t0 + 1000: 265 s here, 100 s next interval
+    ])
+    st.close(t0 + 1000)
+    first, second = st.agent_rows()
+    assert first["seconds"] == {"available": 365.0, "ringing": 5.0, "on_call": 300.0,
+                                "wrapup": 30.0, "paused": 200.0}
+    assert first["staffed"] == 700.0 and first["busy"] == 335.0
+    assert first["occupancy"] == pytest.approx(100 * 335 / 700, abs=0.01)  # 47.86 %
+    assert first["answered"] == 1
+    assert second["start"] == t0 + 900 and second["seconds"] == {"available": 100.0}
+    assert second["occupancy"] == 0.0
+
+
+def test_exits_and_unfinished_waits() -> None:
+    st = StatsCollector({"q": 10})
+    t = 1_800_000_000.0
+    st.feed(d.CallQueued(t, "c1", "q", 1, 1, "", ""))
+    st.feed(d.QueueExited(t + 30, "c1", "q", "timeout", 30.0))
+    st.feed(d.CallQueued(t + 1, "c2", "q", 1, 1, "", ""))
+    rec = d.CallRecord(call_id="c2")
+    st.feed(d.CallEnded(t + 6, "c2", "caller", 16, "", 0, 6, rec))  # ended while waiting
+    [row] = st.queue_rows()
+    assert (row["offered"], row["exited"], row["abandoned"], row["abandoned_short"]) == \
+        (2, 1, 1, 1)
+    assert row["service_level"] == 0.0  # 0 answered in SL / (2 offered - 1 short abandon)
+    assert row["longest_wait"] == 30.0
