@@ -64,6 +64,8 @@ class Daemon:
         self.started = time.time()
         self.database_url = database_url
         self.writer: Any = None
+        self.pool: Any = None
+        self._stopped = False
         self.client = AmiClient(config.ami, self._on_event, self._on_connect,
                                 self._on_disconnect)
         self._resync_buffer: list[tuple[bytes, float]] | None = None
@@ -171,7 +173,7 @@ class Daemon:
             "database": redact_url(self.database_url) if self.database_url else None,
         }
         if self.writer is not None:
-            out["store"] = self.writer.stats()
+            out["store"] = self.writer.stats.as_dict()
         return out
 
     def calls(self) -> list[dict[str, Any]]:
@@ -190,11 +192,26 @@ class Daemon:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
+        """Start the control API, the AMI link and the model clock; SIGTERM stops."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self._stop.set)
         await self.api.start()
         self.client.start()
         self._tasks.append(asyncio.create_task(self._ticker(), name="model-tick"))
 
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def wait_stopped(self) -> None:
+        await self._stop.wait()
+
     async def stop(self) -> None:
+        """Close the AMI link, flush the store, remove the API socket (idempotent)."""
+        if self._stopped:
+            return
+        self._stopped = True
         log.info("stopping: closing the AMI link and flushing what is pending")
         for t in self._tasks:
             t.cancel()
@@ -204,13 +221,9 @@ class Daemon:
         await self.api.stop()
 
     async def run_forever(self) -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError):
-                loop.add_signal_handler(sig, self._stop.set)
         await self.start()
         try:
-            await self._stop.wait()
+            await self.wait_stopped()
         finally:
             await self.stop()
 

@@ -51,3 +51,4 @@ def main() -> None:
 
 # sub-command modules register themselves on `cli`
 from ccd.cli import replay as _replay  # noqa: E402,F401
+from ccd.cli import daemon_cmds as _daemon_cmds  # noqa: E402,F401

@@ -1,0 +1,63 @@
+"""Composition root of ``ccd run``: database (embedded or configured), migrations, the
+event writer, the daemon and its services."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from ccd.config import Config, redact_url
+from ccd.daemon import Daemon
+from ccd.store import migrate
+from ccd.store.db import DatabaseUnavailable, open_async_pool
+from ccd.store.embedded import database_url
+from ccd.store.writer import EventWriter
+
+log = logging.getLogger(__name__)
+
+
+async def _migrate_until_done(url: str, retry: float) -> None:
+    """Apply migrations; while the database is unreachable, keep trying in the background."""
+    while True:
+        try:
+            applied = await asyncio.to_thread(migrate.upgrade, url)
+        except DatabaseUnavailable as exc:
+            log.error("database unreachable (%s); events are spooled until it returns", exc)
+            await asyncio.sleep(retry)
+            continue
+        if applied:
+            log.info("applied %d migrations: %s", len(applied),
+                     ", ".join(m.filename for m in applied))
+        return
+
+
+async def run_daemon(config: Config, *, ready: asyncio.Event | None = None,
+                     extra: dict[str, Any] | None = None) -> None:
+    """Run ccd until SIGTERM/SIGINT (or until the returned task is cancelled)."""
+    with database_url(config) as url:
+        log.info("database %s", redact_url(url))
+        migrating = asyncio.create_task(_migrate_until_done(url, config.store.retry_interval))
+        try:
+            await asyncio.wait_for(asyncio.shield(migrating), 30)
+        except TimeoutError:
+            log.warning("migrations not done after 30 s; starting anyway, they keep retrying")
+        pool = await open_async_pool(url, min_size=config.database.pool_min,
+                                     max_size=config.database.pool_max, name="ccd")
+        writer = EventWriter.from_config(config, pool)
+        await writer.start()
+        daemon = Daemon(config, url)
+        daemon.writer = writer
+        daemon.pool = pool
+        daemon.bus.subscribe("store", writer.submit)
+        if extra is not None:
+            extra["daemon"] = daemon
+        try:
+            await daemon.start()
+            if ready is not None:
+                ready.set()
+            await daemon.wait_stopped()
+        finally:
+            await daemon.stop()
+            migrating.cancel()
+            await pool.close()
