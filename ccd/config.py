@@ -72,6 +72,22 @@ class ModelSection(_Section):
     wrapup: dict[str, float] = Field(default_factory=dict)
 
 
+class DialplanConfig(_Section):
+    """Where ccd sends calls in the dialplan (must match asterisk-conf/extensions.conf)."""
+
+    agent_context: str = "agents"  # exten = agent extension
+    queue_context: str = "ccd-queues"  # exten = queue name -> Queue()
+    outbound_context: str = "ccd-outbound"  # exten = number to dial out
+    spy_context: str = "ccd-spy"  # supervisor listen / whisper / barge
+
+
+class RecordingConfig(_Section):
+    dir: Path = Field(Path("var/recordings"),
+                      description="where Asterisk writes recordings (shared with ccd)")
+    format: Literal["wav", "wav49", "gsm"] = "wav"
+    retention_hour: int = Field(3, ge=0, le=23, description="daily retention job, UTC hour")
+
+
 class WebConfig(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
@@ -102,6 +118,8 @@ class Config(_Section):
     database: DatabaseConfig = DatabaseConfig()
     store: StoreConfig = StoreConfig()
     model: ModelSection = ModelSection()
+    dialplan: DialplanConfig = DialplanConfig()
+    recording: RecordingConfig = RecordingConfig()
     web: WebConfig = WebConfig()
     api: ApiConfig = ApiConfig()
     metrics: MetricsConfig = MetricsConfig()

@@ -11,7 +11,7 @@ import logging
 import signal
 import time
 from collections import deque
-from dataclasses import asdict
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ccd.ami import events as ev
@@ -69,6 +69,7 @@ class Daemon:
         self.client = AmiClient(config.ami, self._on_event, self._on_connect,
                                 self._on_disconnect)
         self._resync_buffer: list[tuple[bytes, float]] | None = None
+        self.resync_hooks: list[Callable[[], Awaitable[Any]]] = []
         self.resyncs = 0
         self.last_resync: dict[str, Any] = {}
         self.api = ApiServer(config.api_socket, token_for(config, create=True))
@@ -127,6 +128,11 @@ class Daemon:
             buffered, self._resync_buffer = self._resync_buffer or [], None
             for raw, now in buffered:
                 self._apply(raw, now)
+        for hook in self.resync_hooks:
+            try:
+                await hook()
+            except Exception:
+                log.exception("after-resync hook failed")
 
     def _on_disconnect(self, reason: str) -> None:
         self.publish(self.model.link_lost(time.time()))
@@ -145,11 +151,7 @@ class Daemon:
         async def status(_: dict[str, Any]) -> dict[str, Any]:
             return self.status()
 
-        async def calls(_: dict[str, Any]) -> list[dict[str, Any]]:
-            return self.calls()
-
         self.api.register("status", status)
-        self.api.register("calls", calls)
 
     def status(self) -> dict[str, Any]:
         s = self.client.stats
@@ -175,19 +177,6 @@ class Daemon:
         if self.writer is not None:
             out["store"] = self.writer.stats.as_dict()
         return out
-
-    def calls(self) -> list[dict[str, Any]]:
-        rows = []
-        now = time.time()
-        for call in self.model.calls.values():
-            r = call.record
-            rows.append({"call_id": call.call_id, "direction": r.direction, "did": r.did,
-                         "caller_num": r.caller_num, "caller_name": r.caller_name,
-                         "queue": r.queue, "agent": r.agent, "state": _call_state(call),
-                         "duration": round(now - r.start, 1) if r.start else None,
-                         "channels": [c.name for c in call.channels.values()],
-                         "segments": [asdict(s) for s in r.segments]})
-        return rows
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -226,13 +215,3 @@ class Daemon:
             await self.wait_stopped()
         finally:
             await self.stop()
-
-
-def _call_state(call: Any) -> str:
-    if call.open_segments:
-        return "talking"
-    if call.wait is not None and not call.wait.connected:
-        return "queued"
-    if any(c.agi_script for c in call.channels.values()):
-        return "ivr"
-    return "active"

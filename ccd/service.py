@@ -9,6 +9,7 @@ from typing import Any
 
 from ccd.config import Config, redact_url
 from ccd.daemon import Daemon
+from ccd.services.wiring import Services
 from ccd.store import migrate
 from ccd.store.db import DatabaseUnavailable, open_async_pool
 from ccd.store.embedded import database_url
@@ -50,14 +51,18 @@ async def run_daemon(config: Config, *, ready: asyncio.Event | None = None,
         daemon.writer = writer
         daemon.pool = pool
         daemon.bus.subscribe("store", writer.submit)
+        services = Services(config, daemon, url)
         if extra is not None:
             extra["daemon"] = daemon
+            extra["services"] = services
         try:
+            await services.start()
             await daemon.start()
             if ready is not None:
                 ready.set()
             await daemon.wait_stopped()
         finally:
+            await services.stop()
             await daemon.stop()
             migrating.cancel()
             await pool.close()

@@ -7,7 +7,7 @@ taken from Asterisk's event timestamps; durations are seconds (floats, ms precis
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
 
@@ -204,9 +204,11 @@ class AgentStateChanged(DomainEvent):
     name: str
     state: str  # logged_out available ringing on_call on_hold wrapup paused unavailable
     previous: str
-    reason: str  # pause reason when paused
+    reason: str  # the pause reason while paused (even while on a call)
     call_id: str
     queues: list[str] = field(default_factory=list)
+    paused: bool = False  # paused in a queue, whatever the state shows
+    source: str = ""  # "resync" when caused by reconciling with Asterisk after a reconnect
 
 
 @dataclass(slots=True)
@@ -275,3 +277,39 @@ class CallRecord:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         return d
+
+
+_KINDS: dict[str, type[DomainEvent]] = {}
+
+
+def _register() -> None:
+    for cls in list(globals().values()):
+        if isinstance(cls, type) and issubclass(cls, DomainEvent) and cls is not DomainEvent:
+            _KINDS[cls.kind] = cls
+
+
+def from_dict(data: dict[str, Any]) -> DomainEvent:
+    """Rebuild a domain event from :meth:`DomainEvent.to_dict` output (e.g. from the store).
+
+    Raises ``ValueError`` for an unknown kind.
+    """
+    if not _KINDS:
+        _register()
+    cls = _KINDS.get(data.get("kind", ""))
+    if cls is None:
+        raise ValueError(f"unknown domain event kind {data.get('kind')!r}")
+    names = {f.name for f in fields(cls)}
+    kwargs = {k: v for k, v in data.items() if k in names}
+    if cls is CallEnded:
+        kwargs["record"] = record_from_dict(data.get("record") or {"call_id": data["call_id"]})
+    return cls(**kwargs)
+
+
+def record_from_dict(data: dict[str, Any]) -> CallRecord:
+    """Rebuild a :class:`CallRecord` from its dict form."""
+    names = {f.name for f in fields(CallRecord)}
+    seg_names = {f.name for f in fields(Segment)}
+    kwargs = {k: v for k, v in data.items() if k in names}
+    kwargs["segments"] = [Segment(**{k: v for k, v in s.items() if k in seg_names})
+                          for s in data.get("segments", [])]
+    return CallRecord(**kwargs)

@@ -206,6 +206,7 @@ class LiveModel:
         self.queues: dict[str, Queue] = {}
         self.last_ts = 0.0
         self.ignored = 0
+        self._source = ""  # tags agent_state events ("resync" while reconciling)
         self._locals: dict[str, str] = {}  # "Local/x@y-0001" -> uniqueid of ;1 or ;2 seen first
         self._handlers = {
             ev.Newchannel: self._newchannel,
@@ -266,6 +267,13 @@ class LiveModel:
         are adopted as calls; queue memberships and pauses are replaced by
         Asterisk's.
         """
+        self._source = "resync"
+        try:
+            return self._reconcile(snap)
+        finally:
+            self._source = ""
+
+    def _reconcile(self, snap: Snapshot) -> list[d.DomainEvent]:
         out: list[d.DomainEvent] = []
         now = snap.ts
         present = {c.uniqueid: c for c in snap.channels}
@@ -1048,7 +1056,7 @@ class LiveModel:
             ended, agent.wrapup_until = agent.wrapup_until, None
             if agent.state == "wrapup" and ended < ts:
                 self._agent_update(agent, ended, out)  # wrap-up ended on time, not now
-        reason = ""
+        reason = agent.pause_reason if agent.paused else ""
         call_id = ""
         if not agent.memberships and not agent.calls and not agent.ringing:
             state = "logged_out"
@@ -1061,7 +1069,7 @@ class LiveModel:
         elif not agent.memberships:
             state = "logged_out"
         elif agent.paused:
-            state, reason = "paused", agent.pause_reason
+            state = "paused"
         elif agent.wrapup_until is not None:
             state, call_id = "wrapup", agent.last_call
         elif agent.device in (DEV_INUSE, DEV_BUSY, DEV_ONHOLD, DEV_RINGINUSE):
@@ -1079,7 +1087,8 @@ class LiveModel:
         agent.state, agent.reason, agent.call_id = state, reason, call_id
         agent.since = ts
         out.append(d.AgentStateChanged(ts, agent.interface, agent.name, state, previous, reason,
-                                       call_id, sorted(agent.memberships)))
+                                       call_id, sorted(agent.memberships), agent.paused,
+                                       self._source))
 
     # ------------------------------------------------------------------ system
 

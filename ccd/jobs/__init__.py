@@ -1,0 +1,1 @@
+"""Scheduled work (APScheduler): retention, statistics, campaigns."""

@@ -1,0 +1,162 @@
+"""Agent commands: login, logout, pause, unpause, and re-login after an Asterisk restart.
+
+Commands only send AMI actions; the agent's state changes when Asterisk's events come
+back (a pause from a phone feature code and one from the CLI end in the same state).
+Each command then waits briefly for that confirmation so the caller can report it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from ccd.ami.client import AmiClient, AmiError, AmiNotConnected
+from ccd.api import ApiError
+from ccd.model.live import Agent, LiveModel
+from ccd.services.directory import EXIT_NOT_FOUND, EXIT_USAGE, Directory
+
+log = logging.getLogger(__name__)
+EXIT_UNAVAILABLE = 3
+
+
+def agent_view(agent: Agent | None, now: float) -> dict[str, Any]:
+    """The live state of one agent as the CLI and panel show it."""
+    if agent is None:
+        return {"state": "logged_out", "reason": "", "since": None, "queues": [], "call_id": ""}
+    return {"state": agent.state, "reason": agent.reason, "paused": agent.paused,
+            "since": agent.since, "in_state": round(now - agent.since, 1) if agent.since else None,
+            "queues": sorted(agent.memberships), "call_id": agent.call_id}
+
+
+class AgentService:
+    def __init__(self, ami: AmiClient, model: LiveModel, directory: Directory,
+                 confirm_timeout: float = 3.0) -> None:
+        self.ami = ami
+        self.model = model
+        self.directory = directory
+        self.confirm_timeout = confirm_timeout
+
+    async def _send(self, action: str, fields: dict[str, Any],
+                    ok_errors: tuple[str, ...] = ()) -> None:
+        try:
+            await self.ami.command(action, fields)
+        except AmiNotConnected as exc:
+            raise ApiError(f"Asterisk is not connected ({exc}); try again when `ccd status` "
+                           "shows the AMI link up", EXIT_UNAVAILABLE) from exc
+        except AmiError as exc:
+            msg = exc.response.get("Message", str(exc))
+            if any(e.lower() in msg.lower() for e in ok_errors):
+                return
+            raise ApiError(f"Asterisk refused {action}: {msg}") from exc
+        except TimeoutError as exc:
+            raise ApiError(f"Asterisk did not answer {action} in time", EXIT_UNAVAILABLE) from exc
+
+    async def _confirm(self, interface: str, pred: Any) -> dict[str, Any]:
+        end = time.monotonic() + self.confirm_timeout
+        while True:
+            agent = self.model.agents.get(interface)
+            if pred(agent) or time.monotonic() > end:
+                view = agent_view(agent, time.time())
+                view["confirmed"] = bool(pred(agent))
+                return view
+            await asyncio.sleep(0.05)
+
+    async def login(self, ident: str, tenant_id: int | None = None) -> dict[str, Any]:
+        """Add the agent's interface to each of its queues (QueueAdd)."""
+        a = await self.directory.agent(ident, tenant_id)
+        if not a.skills:
+            raise ApiError(f"agent {a.name} ({a.interface}) has no queues; give it skills "
+                           "with `ccd agents add ... --queue NAME[:PENALTY]`", EXIT_USAGE)
+        for queue, penalty in a.skills:
+            await self._send("QueueAdd", {"Queue": queue, "Interface": a.interface,
+                                          "MemberName": a.name, "StateInterface": a.interface,
+                                          "Penalty": penalty, "Paused": "false"},
+                             ok_errors=("Already there",))
+        wanted = {q for q, _ in a.skills}
+        view = await self._confirm(a.interface, lambda ag: ag is not None
+                                   and wanted <= set(ag.memberships))
+        log.info("agent %s (%s) login: %s", a.name, a.interface, view["state"])
+        return {"agent": a.interface, "name": a.name, **view}
+
+    async def logout(self, ident: str, tenant_id: int | None = None) -> dict[str, Any]:
+        """Remove the agent's interface from every queue it is in (QueueRemove)."""
+        a = await self.directory.agent(ident, tenant_id)
+        live = self.model.agents.get(a.interface)
+        queues = set(live.memberships) if live else set()
+        queues |= {q for q, _ in a.skills}
+        for queue in sorted(queues):
+            await self._send("QueueRemove", {"Queue": queue, "Interface": a.interface},
+                             ok_errors=("Not there", "No such queue"))
+        view = await self._confirm(a.interface, lambda ag: ag is None or not ag.memberships)
+        log.info("agent %s (%s) logout", a.name, a.interface)
+        return {"agent": a.interface, "name": a.name, **view}
+
+    async def pause(self, ident: str, reason: str, tenant_id: int | None = None
+                    ) -> dict[str, Any]:
+        """Pause the agent in all its queues with a reason code from the configured list."""
+        a = await self.directory.agent(ident, tenant_id)
+        reasons = await self.directory.pause_reasons(a.tenant_id)
+        if reason not in reasons:
+            raise ApiError(f"unknown pause reason {reason!r}; use one of: "
+                           + ", ".join(sorted(reasons)), EXIT_USAGE)
+        self._require_logged_in(a.interface, a.name)
+        await self._send("QueuePause", {"Interface": a.interface, "Paused": "true",
+                                        "Reason": reason})
+        view = await self._confirm(a.interface, lambda ag: ag is not None and ag.paused
+                                   and ag.pause_reason == reason)
+        return {"agent": a.interface, "name": a.name, **view}
+
+    async def unpause(self, ident: str, tenant_id: int | None = None) -> dict[str, Any]:
+        a = await self.directory.agent(ident, tenant_id)
+        self._require_logged_in(a.interface, a.name)
+        await self._send("QueuePause", {"Interface": a.interface, "Paused": "false"})
+        view = await self._confirm(a.interface, lambda ag: ag is not None and not ag.paused)
+        return {"agent": a.interface, "name": a.name, **view}
+
+    def _require_logged_in(self, interface: str, name: str) -> None:
+        live = self.model.agents.get(interface)
+        if live is None or not live.memberships:
+            raise ApiError(f"agent {name} ({interface}) is not logged in", EXIT_NOT_FOUND)
+
+    async def relog(self) -> dict[str, int]:
+        """Re-add agents ccd knows are logged in but Asterisk forgot (restart), with pauses.
+
+        Called after every resync. Dynamic queue members do not survive an Asterisk
+        restart; ccd's open agent sessions say who should be there.
+        """
+        try:
+            sessions = await self.directory.open_sessions()
+        except Exception as exc:  # database down: nothing to compare against now
+            log.warning("cannot re-add agents after resync: %s", exc)
+            return {"readded": 0, "repaused": 0}
+        readded = repaused = 0
+        for s in sessions:
+            try:
+                a = await self.directory.agent(s["interface"])
+            except ApiError:
+                continue
+            live = self.model.agents.get(a.interface)
+            have = set(live.memberships) if live else set()
+            missing = [(q, p) for q, p in a.skills if q not in have]
+            for queue, penalty in missing:
+                try:
+                    await self._send("QueueAdd", {"Queue": queue, "Interface": a.interface,
+                                                  "MemberName": a.name,
+                                                  "StateInterface": a.interface,
+                                                  "Penalty": penalty,
+                                                  "Paused": "true" if s["paused"] else "false",
+                                                  "Reason": s["pause_reason"] or None},
+                                     ok_errors=("Already there",))
+                    readded += 1
+                except ApiError as exc:
+                    log.error("re-adding %s to %s failed: %s", a.interface, queue, exc)
+            if s["paused"] and (live is None or not live.paused) and not missing:
+                await self._send("QueuePause", {"Interface": a.interface, "Paused": "true",
+                                                "Reason": s["pause_reason"] or None})
+                repaused += 1
+        if readded or repaused:
+            log.info("after resync: re-added %d queue memberships, restored %d pauses",
+                     readded, repaused)
+        return {"readded": readded, "repaused": repaused}

@@ -1,0 +1,184 @@
+"""Call commands: hang up, transfer, recording control, originate (click-to-dial).
+
+Targets typed by people (CLI, panel) never reach a dial string unchecked: agent
+extensions must belong to the tenant, queues must exist, numbers must match the
+tenant's dial patterns (digits and a leading + only).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ccd.ami.client import AmiClient, AmiError, AmiNotConnected
+from ccd.api import ApiError
+from ccd.config import Config
+from ccd.model.live import Call, LiveModel
+from ccd.services.directory import EXIT_NOT_FOUND, EXIT_USAGE, Directory, check_number
+
+log = logging.getLogger(__name__)
+EXIT_UNAVAILABLE = 3
+
+
+def call_state(call: Call) -> str:
+    """What a call is doing now, in one word."""
+    if call.open_segments:
+        held = any(c.held_since is not None for c in call.channels.values())
+        return "on_hold" if held else "talking"
+    if call.wait is not None and not call.wait.connected:
+        return "ringing" if call.wait.ringing else "queued"
+    if any(c.agi_script for c in call.channels.values()):
+        return "ivr"
+    return "active"
+
+
+def call_view(call: Call, now: float) -> dict[str, Any]:
+    r = call.record
+    cust = call.channels.get(call.customer)
+    return {"call_id": call.call_id, "direction": r.direction, "did": r.did,
+            "caller_num": r.caller_num, "caller_name": r.caller_name, "queue": r.queue,
+            "agent": r.agent, "agent_name": r.agent_name,
+            "talking_to": [s.agent for s in call.open_segments.values()],
+            "state": call_state(call), "started": r.start,
+            "duration": round(now - r.start, 1) if r.start else None,
+            "wait": round(now - call.wait.joined, 1) if call.wait and not call.wait.connected
+            else r.queue_wait,
+            "customer_channel": cust.name if cust else "",
+            "recording": bool(cust and cust.recording), "variables": dict(r.variables),
+            "ivr": list(r.ivr), "segments": [asdict(s) for s in r.segments]}
+
+
+class CallService:
+    def __init__(self, config: Config, ami: AmiClient, model: LiveModel,
+                 directory: Directory) -> None:
+        self.config = config
+        self.ami = ami
+        self.model = model
+        self.directory = directory
+
+    async def _send(self, action: str, fields: dict[str, Any]) -> dict[str, str]:
+        try:
+            return (await self.ami.command(action, fields)).fields
+        except AmiNotConnected as exc:
+            raise ApiError(f"Asterisk is not connected ({exc})", EXIT_UNAVAILABLE) from exc
+        except AmiError as exc:
+            raise ApiError(f"Asterisk refused {action}: "
+                           f"{exc.response.get('Message', str(exc))}") from exc
+        except TimeoutError as exc:
+            raise ApiError(f"Asterisk did not answer {action} in time", EXIT_UNAVAILABLE) from exc
+
+    def get(self, call_id: str) -> Call:
+        call = self.model.calls.get(call_id)
+        if call is None:
+            raise ApiError(f"no call {call_id!r} in progress (`ccd calls` lists them)",
+                           EXIT_NOT_FOUND)
+        return call
+
+    def list(self) -> list[dict[str, Any]]:
+        now = time.time()
+        return [call_view(c, now) for c in self.model.calls.values()]
+
+    async def tenant_of(self, call: Call) -> int:
+        queues = await self.directory.queues()
+        q = queues.get(call.record.queue)
+        return q.tenant_id if q else 1
+
+    async def hangup(self, call_id: str) -> dict[str, Any]:
+        """Hang up the whole call (the caller's channel; Asterisk ends the rest)."""
+        call = self.get(call_id)
+        cust = call.channels.get(call.customer)
+        targets = [cust.name] if cust else [c.name for c in call.channels.values()]
+        for name in targets:
+            await self._send("Hangup", {"Channel": name, "Cause": 16})
+        return {"call_id": call_id, "hung_up": targets}
+
+    def _agent_leg(self, call: Call, agent: str | None = None) -> str:
+        for uid, seg in call.open_segments.items():
+            ch = call.channels.get(uid)
+            if ch is not None and (agent is None or seg.agent == agent):
+                return ch.name
+        raise ApiError(f"call {call.call_id} is not connected to an agent", EXIT_USAGE)
+
+    async def resolve_target(self, call: Call, target: str) -> tuple[str, str]:
+        """``(exten, context)`` for ``agent:X``, ``queue:NAME``, ``number:N`` or a bare value."""
+        dp = self.config.dialplan
+        kind, _, value = target.partition(":")
+        if not value:
+            kind, value = "", target
+        tenant = await self.tenant_of(call)
+        if kind in ("agent", "") and not value.startswith("+"):
+            try:
+                a = await self.directory.agent(value, tenant)
+            except ApiError:
+                if kind == "agent":
+                    raise
+            else:
+                return a.extension or a.interface.split("/", 1)[1], dp.agent_context
+        if kind in ("queue", ""):
+            queues = await self.directory.queues()
+            q = queues.get(value)
+            if q is not None and q.tenant_id == tenant:
+                return q.name, dp.queue_context
+            if kind == "queue":
+                raise ApiError(f"no queue {value!r} for this tenant", EXIT_NOT_FOUND)
+        number = await check_number(self.directory, tenant, value)
+        return number, dp.outbound_context
+
+    async def transfer(self, call_id: str, target: str, attended: bool = False,
+                       agent: str | None = None) -> dict[str, Any]:
+        """Blind (``BlindTransfer``) or attended (``Atxfer``) transfer of the agent's leg."""
+        call = self.get(call_id)
+        leg = self._agent_leg(call, agent)
+        exten, context = await self.resolve_target(call, target)
+        action = "Atxfer" if attended else "BlindTransfer"
+        await self._send(action, {"Channel": leg, "Exten": exten, "Context": context})
+        log.info("%s of call %s (%s) to %s@%s", action, call_id, leg, exten, context)
+        return {"call_id": call_id, "transfer": "attended" if attended else "blind",
+                "channel": leg, "exten": exten, "context": context}
+
+    def recording_path(self, tenant_slug: str, call_id: str, ts: float) -> Path:
+        day = datetime.fromtimestamp(ts, UTC)
+        return (self.config.recording.dir / tenant_slug / f"{day:%Y}" / f"{day:%m}"
+                / f"{day:%d}" / f"{call_id}.{self.config.recording.format}")
+
+    async def record(self, call_id: str, what: str) -> dict[str, Any]:
+        """``start`` / ``stop`` / ``pause`` / ``resume`` the call's recording."""
+        call = self.get(call_id)
+        cust = call.channels.get(call.customer)
+        if cust is None:
+            raise ApiError(f"call {call_id} has no caller channel left", EXIT_USAGE)
+        if what == "start":
+            if cust.recording:
+                return {"call_id": call_id, "recording": cust.recording, "already": True}
+            q = (await self.directory.queues()).get(call.record.queue)
+            slug = q.tenant_slug if q else "default"
+            path = self.recording_path(slug, call_id, time.time())
+            await self._send("MixMonitor", {"Channel": cust.name, "File": str(path)})
+            return {"call_id": call_id, "recording": str(path)}
+        if not cust.recording:
+            raise ApiError(f"call {call_id} is not being recorded", EXIT_USAGE)
+        if what == "stop":
+            await self._send("StopMixMonitor", {"Channel": cust.name})
+        elif what in ("pause", "resume"):
+            await self._send("MixMonitorMute", {"Channel": cust.name, "Direction": "both",
+                                                "State": 1 if what == "pause" else 0})
+        else:
+            raise ApiError(f"unknown recording command {what!r}", EXIT_USAGE)
+        return {"call_id": call_id, "recording": cust.recording, "done": what}
+
+    async def originate(self, agent_ident: str, number: str,
+                        tenant_id: int | None = None) -> dict[str, Any]:
+        """Click-to-dial: ring the agent's phone, then dial the number from it."""
+        a = await self.directory.agent(agent_ident, tenant_id)
+        number = await check_number(self.directory, a.tenant_id, number)
+        fields = {"Channel": a.interface, "Context": self.config.dialplan.outbound_context,
+                  "Exten": number, "Priority": 1, "Async": "true", "Timeout": 30000,
+                  "CallerID": f"{number} <{number}>",
+                  "Variable": [f"CCD_AGENT={a.interface}", f"CCD_TENANT={a.tenant_id}"]}
+        resp = await self._send("Originate", fields)
+        return {"agent": a.interface, "number": number, "action_id": resp.get("ActionID", ""),
+                "message": resp.get("Message", "")}
