@@ -40,5 +40,7 @@ def setup(level: str = "INFO", fmt: str = "text", stream=sys.stderr) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("asyncio", "apscheduler", "werkzeug", "engineio", "socketio"):
+    for noisy in ("asyncio", "apscheduler", "werkzeug", "engineio", "socketio", "pgserver"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    # the pool logs every reconnect attempt; the writer logs one clear line per outage
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
