@@ -25,7 +25,7 @@ def events_of(name: str) -> bytes:
     return data[data.index(b"Event: SuccessfulAuth"):]
 
 
-async def wait_for(cond, timeout: float = 20.0) -> None:  # noqa: ANN001
+async def wait_for(cond, timeout: float = 20.0) -> None:
     end = time.monotonic() + timeout
     while not cond():
         assert time.monotonic() < end, "timed out"
@@ -42,7 +42,7 @@ def row(url: str, sql: str, *params: object) -> tuple | None:
         return conn.execute(sql, params).fetchone()
 
 
-async def test_ccd_run_end_to_end(ami, db_url: str, tmp_path: Path) -> None:  # noqa: ANN001
+async def test_ccd_run_end_to_end(ami, db_url: str, tmp_path: Path) -> None:
     env = {**os.environ, "CCD_DATA_DIR": str(tmp_path), "CCD_AMI_PORT": str(ami.port),
            "CCD_AMI_SECRET": "ccdsecret", "CCD_DATABASE_URL": db_url,
            "CCD_STORE_FLUSH_INTERVAL": "0.1", "CCD_LOG_FORMAT": "json"}
