@@ -46,6 +46,12 @@ class AgiConfig(_Section):
     fallback_context: str = "ccd-fallback"
 
 
+class IvrConfig(_Section):
+    flows_dir: Path | None = Field(None, description="empty: the built-in flows")
+    default_flow: str = "support"
+    default_country: str = Field("US", pattern=r"^[A-Z]{2}$")
+
+
 class DatabaseConfig(_Section):
     url: str = Field("", description="empty: start an embedded PostgreSQL under data_dir")
     pool_min: int = Field(1, ge=1)
@@ -115,6 +121,7 @@ class Config(_Section):
     data_dir: Path = Path("var")
     ami: AmiConfig = AmiConfig()
     agi: AgiConfig = AgiConfig()
+    ivr: IvrConfig = IvrConfig()
     database: DatabaseConfig = DatabaseConfig()
     store: StoreConfig = StoreConfig()
     model: ModelSection = ModelSection()

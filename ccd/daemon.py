@@ -65,6 +65,7 @@ class Daemon:
         self.database_url = database_url
         self.writer: Any = None
         self.pool: Any = None
+        self.agi: Any = None
         self._stopped = False
         self.client = AmiClient(config.ami, self._on_event, self._on_connect,
                                 self._on_disconnect)
@@ -176,6 +177,11 @@ class Daemon:
         }
         if self.writer is not None:
             out["store"] = self.writer.stats.as_dict()
+        if self.agi is not None:
+            st = self.agi.stats
+            out["agi"] = {"port": self.agi.port, "sessions": st.accepted, "active": st.active,
+                          "completed": st.completed, "failed": st.failed,
+                          "fallbacks": st.fallbacks, "rejected": st.rejected}
         return out
 
     # ------------------------------------------------------------------ lifecycle

@@ -7,8 +7,10 @@ import asyncio
 import logging
 from typing import Any
 
+from ccd.agi.server import AgiServer, settle_heap
 from ccd.config import Config, redact_url
 from ccd.daemon import Daemon
+from ccd.ivr.app import open_routes
 from ccd.services.wiring import Services
 from ccd.store import migrate
 from ccd.store.db import DatabaseUnavailable, open_async_pool
@@ -55,13 +57,23 @@ async def run_daemon(config: Config, *, ready: asyncio.Event | None = None,
         if extra is not None:
             extra["daemon"] = daemon
             extra["services"] = services
+        agi: AgiServer | None = None
         try:
-            await services.start()
-            await daemon.start()
-            if ready is not None:
-                ready.set()
-            await daemon.wait_stopped()
+            async with open_routes(flows_dir=config.ivr.flows_dir, pool=pool,
+                                   default_flow=config.ivr.default_flow,
+                                   default_country=config.ivr.default_country) as routes:
+                agi = AgiServer.from_config(config.agi, routes)
+                await agi.start()
+                daemon.agi = agi
+                await services.start()
+                await daemon.start()
+                settle_heap()  # after start-up: keeps full GCs off the event loop
+                if ready is not None:
+                    ready.set()
+                await daemon.wait_stopped()
         finally:
+            if agi is not None:
+                await agi.close()
             await services.stop()
             await daemon.stop()
             migrating.cancel()

@@ -73,6 +73,10 @@ def status(ctx: Ctx, as_json: bool) -> None:
     t.add_row("resyncs", str(st["resyncs"]))
     if st.get("database"):
         t.add_row("database", st["database"])
+    if st.get("agi"):
+        g = st["agi"]
+        t.add_row("FastAGI", f"port {g['port']}: {g['active']} active, {g['completed']} done, "
+                  f"{g['fallbacks']} sent to fallback, {g['rejected']} rejected")
     if st.get("store"):
         t.add_row("store", " ".join(f"{k}={v}" for k, v in st["store"].items()))
     t.add_row("uptime", f"{st['uptime']} s")

@@ -182,3 +182,31 @@ class CallService:
         resp = await self._send("Originate", fields)
         return {"agent": a.interface, "number": number, "action_id": resp.get("ActionID", ""),
                 "message": resp.get("Message", "")}
+
+    SPY_OPTIONS = {"listen": "qE", "whisper": "qwE", "barge": "qBE"}
+
+    async def spy(self, agent_ident: str, supervisor_ident: str, mode: str = "listen",
+                  tenant_id: int | None = None) -> dict[str, Any]:
+        """Listen, whisper or barge on an agent's call: ChanSpy via Originate to the
+        supervisor's phone, spying on exactly the agent's current channel."""
+        if mode not in self.SPY_OPTIONS:
+            raise ApiError(f"mode must be one of {', '.join(self.SPY_OPTIONS)}", EXIT_USAGE)
+        agent = await self.directory.agent(agent_ident, tenant_id)
+        sup = await self.directory.agent(supervisor_ident, tenant_id)
+        if sup.tenant_id != agent.tenant_id:
+            raise ApiError("supervisor and agent are in different tenants", EXIT_USAGE)
+        channel = ""
+        for call in self.model.calls.values():
+            for uid, seg in call.open_segments.items():
+                ch = call.channels.get(uid)
+                if seg.agent == agent.interface and ch is not None:
+                    channel = ch.name
+        if not channel:
+            raise ApiError(f"{agent.name} ({agent.interface}) is not on a call", EXIT_NOT_FOUND)
+        resp = await self._send("Originate", {
+            "Channel": sup.interface, "Application": "ChanSpy",
+            "Data": f"{channel},{self.SPY_OPTIONS[mode]}", "Async": "true", "Timeout": 30000,
+            "CallerID": f"{mode} {agent.name} <{agent.extension or 'spy'}>",
+            "Variable": [f"CCD_SPY_MODE={mode}", f"CCD_SPY_AGENT={agent.interface}"]})
+        return {"agent": agent.interface, "supervisor": sup.interface, "mode": mode,
+                "channel": channel, "action_id": resp.get("ActionID", "")}

@@ -178,6 +178,10 @@ class Services:
         async def originate(p: dict[str, Any]) -> Any:
             return await calls.originate(_str(p, "agent"), _str(p, "number"))
 
+        async def spy(p: dict[str, Any]) -> Any:
+            return await calls.spy(_str(p, "agent"), _str(p, "supervisor"),
+                                   str(p.get("mode") or "listen"), p.get("tenant_id"))
+
         async def pause_reasons(p: dict[str, Any]) -> Any:
             return await self.directory.pause_reasons(p.get("tenant_id"))
 
@@ -188,6 +192,6 @@ class Services:
             return {"rows": await self.refresh_stats()}
 
         return {"agents": agents_list, "agent": agent_cmd, "queues": queues_list,
-                "calls": calls_list, "call": call_cmd, "originate": originate,
+                "calls": calls_list, "call": call_cmd, "originate": originate, "spy": spy,
                 "pause_reasons": pause_reasons, "retention": retention,
                 "stats.refresh": refresh}

@@ -45,7 +45,8 @@ def row(url: str, sql: str, *params: object) -> tuple | None:
 async def test_ccd_run_end_to_end(ami, db_url: str, tmp_path: Path) -> None:
     env = {**os.environ, "CCD_DATA_DIR": str(tmp_path), "CCD_AMI_PORT": str(ami.port),
            "CCD_AMI_SECRET": "ccdsecret", "CCD_DATABASE_URL": db_url,
-           "CCD_STORE_FLUSH_INTERVAL": "0.1", "CCD_LOG_FORMAT": "json"}
+           "CCD_STORE_FLUSH_INTERVAL": "0.1", "CCD_LOG_FORMAT": "json",
+           "CCD_AGI_PORT": "0"}
     env.pop("CCD_CONFIG", None)
     log_path = tmp_path / "ccd.log"
     with log_path.open("w") as log:
@@ -55,6 +56,7 @@ async def test_ccd_run_end_to_end(ami, db_url: str, tmp_path: Path) -> None:
         await wait_for(lambda: ami.logins >= 1 and (tmp_path / "ccd.sock").exists())
         st = json.loads((await asyncio.to_thread(ccd, env, "status", "--json")).stdout)
         assert st["ami"]["state"] == "connected"
+        assert st["agi"]["port"] > 0  # the FastAGI server runs in the daemon
         await ami.send(events_of("scenario01"))
 
         def stored() -> bool:
