@@ -111,6 +111,7 @@ class AmiClient:
         self._ids = itertools.count(1)
         self._prefix = f"ccd-{os.getpid()}-"
         self._pending: dict[str, _Pending] = {}
+        self._watch: dict[str, asyncio.Future[dict[str, str]]] = {}  # ActionID -> next event
         self._writer: asyncio.StreamWriter | None = None
         self._connected = asyncio.Event()
         self._stopping = False
@@ -183,6 +184,10 @@ class AmiClient:
             if not p.future.done():
                 p.future.set_exception(AmiNotConnected(f"AMI link lost: {reason}"))
         self._pending.clear()
+        for w in self._watch.values():
+            if not w.done():
+                w.set_exception(AmiNotConnected(f"AMI link lost: {reason}"))
+        self._watch.clear()
         if self._writer is not None:
             self._writer.transport.abort()
             self._writer = None
@@ -267,12 +272,18 @@ class AmiClient:
 
     def _frame(self, raw: bytes, now: float) -> None:
         if raw.startswith(b"Event: "):
-            if self._pending:
+            if self._pending or self._watch:
                 aid = peek_field(raw, b"ActionID")
                 p = self._pending.get(aid) if aid else None
                 if p is not None and p.is_list:
                     self._list_item(aid, p, raw)
                     return
+                w = self._watch.pop(aid, None) if aid else None
+                if w is not None and not w.done():
+                    try:
+                        w.set_result(parse_frame(raw))
+                    except FrameError as exc:
+                        w.set_exception(AmiError(f"malformed event for {aid}: {exc}"))
             self.stats.events += 1
             try:
                 self.on_event(raw, now)
@@ -366,6 +377,33 @@ class AmiClient:
         if not resp.ok:
             raise AmiError(f"{name} failed: {resp.message or resp.fields}", resp.fields)
         return resp
+
+    async def originate(self, fields: Mapping[str, Value], timeout: float = 60.0
+                        ) -> dict[str, str]:
+        """Async ``Originate``; wait for and return its ``OriginateResponse`` event.
+
+        ``Response: Success`` in the result means answered (Reason 4); Failure comes with
+        Asterisk's Reason code (0 failed/unavailable, 3 no answer, 5 busy, 8 congestion).
+        Raises :class:`AmiError` if the action itself is refused and ``TimeoutError``.
+        """
+        writer = self._writer
+        if writer is None or not self._logged_in:
+            raise AmiNotConnected("no AMI link; Originate not sent")
+        aid = f"{self._prefix}{next(self._ids)}"
+        loop = asyncio.get_running_loop()
+        resp_fut: asyncio.Future[Response] = loop.create_future()
+        event_fut: asyncio.Future[dict[str, str]] = loop.create_future()
+        self._pending[aid] = _Pending(resp_fut, False)
+        self._watch[aid] = event_fut
+        try:
+            writer.write(encode_action("Originate", {**fields, "Async": "true"}, aid))
+            resp = await asyncio.wait_for(resp_fut, self.cfg.action_timeout)
+            if not resp.ok:
+                raise AmiError(f"Originate refused: {resp.message}", resp.fields)
+            return await asyncio.wait_for(event_fut, timeout)
+        finally:
+            self._pending.pop(aid, None)
+            self._watch.pop(aid, None)
 
     async def list_action(self, name: str, fields: Mapping[str, Value] | None = None,
                           timeout: float | None = None) -> Response:

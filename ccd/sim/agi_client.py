@@ -80,6 +80,7 @@ def _command(words: str, usage: str, *, dead: bool = False) -> Callable[[Command
     def deco(fn: CommandFn) -> CommandFn:
         _COMMANDS.append(_Command(tuple(words.lower().split()), fn, dead, usage))
         return fn
+
     return deco
 
 
@@ -187,8 +188,7 @@ async def _channel_status(em: AgiEmulator, argv: list[str]) -> Reply:
 async def _db_del(em: AgiEmulator, argv: list[str]) -> Reply:
     if len(argv) != 4:
         raise _Usage
-    return "200 result=1\n" if ASTDB.pop((argv[2], argv[3]), None) is not None \
-        else "200 result=0\n"
+    return "200 result=1\n" if ASTDB.pop((argv[2], argv[3]), None) is not None else "200 result=0\n"
 
 
 @_command("database deltree", "Usage: DATABASE DELTREE <family> [<keytree>]", dead=True)
@@ -239,8 +239,9 @@ async def _get_data(em: AgiEmulator, argv: list[str]) -> Reply:
         return "200 result=-1\n"
     if ch.hung_up:
         return "200 result=-1\n"
-    digits = await ch.read_digits(max(max_digits, 1), FOREVER if timeout_ms < 0
-                                  else timeout_ms / 1000.0)
+    digits = await ch.read_digits(
+        max(max_digits, 1), FOREVER if timeout_ms < 0 else timeout_ms / 1000.0
+    )
     if ch.hung_up:
         return "200 result=-1\n"
     terminated = digits.endswith("#")
@@ -250,8 +251,9 @@ async def _get_data(em: AgiEmulator, argv: list[str]) -> Reply:
     return f"200 result={digits}\n"
 
 
-@_command("get full variable", "Usage: GET FULL VARIABLE <variablename> [<channel name>]",
-          dead=True)
+@_command(
+    "get full variable", "Usage: GET FULL VARIABLE <variablename> [<channel name>]", dead=True
+)
 async def _get_full_variable(em: AgiEmulator, argv: list[str]) -> Reply:
     if len(argv) not in (4, 5):
         raise _Usage
@@ -305,8 +307,11 @@ async def _noop(em: AgiEmulator, argv: list[str]) -> Reply:
     return "200 result=0\n"
 
 
-@_command("record file", "Usage: RECORD FILE <filename> <format> <escape digits> <timeout> "
-          "[offset samples] [BEEP] [s=silence]")
+@_command(
+    "record file",
+    "Usage: RECORD FILE <filename> <format> <escape digits> <timeout> "
+    "[offset samples] [BEEP] [s=silence]",
+)
 async def _record_file(em: AgiEmulator, argv: list[str]) -> Reply:
     if len(argv) < 6:
         raise _Usage
@@ -318,9 +323,14 @@ async def _record_file(em: AgiEmulator, argv: list[str]) -> Reply:
             silence = float(_atoi(a[2:])) or None
             break
     beep = any(not a[:1].isdigit() and "=" not in a for a in extra)
-    res = await em.channel.record(argv[2], argv[3], argv[4],
-                                  FOREVER if timeout_ms < 0 else timeout_ms / 1000.0,
-                                  beep=beep, silence=silence)
+    res = await em.channel.record(
+        argv[2],
+        argv[3],
+        argv[4],
+        FOREVER if timeout_ms < 0 else timeout_ms / 1000.0,
+        beep=beep,
+        silence=silence,
+    )
     endpos = int(res.seconds * SAMPLE_RATE)
     if res.reason == "hangup" or em.channel.hung_up:
         return f"200 result=-1 (hangup) endpos={endpos}\n"
@@ -329,8 +339,9 @@ async def _record_file(em: AgiEmulator, argv: list[str]) -> Reply:
     return f"200 result=0 (timeout) endpos={endpos}\n"
 
 
-def _say(words: str, usage: str, argc: tuple[int, ...], numeric: bool,
-         files: Callable[[str], list[str]]) -> None:
+def _say(
+    words: str, usage: str, argc: tuple[int, ...], numeric: bool, files: Callable[[str], list[str]]
+) -> None:
     async def fn(em: AgiEmulator, argv: list[str]) -> Reply:
         if len(argv) not in argc:
             raise _Usage
@@ -340,23 +351,47 @@ def _say(words: str, usage: str, argc: tuple[int, ...], numeric: bool,
         if res < 0 and not em.channel.hung_up:
             em.failed = True
         return f"200 result={res}\n"
+
     _command(words, usage)(fn)
 
 
-_say("say alpha", "Usage: SAY ALPHA <number> <escape digits>", (4,), False,
-     lambda s: [f"letters/{c.lower()}" for c in s if c.isalnum()])
-_say("say digits", "Usage: SAY DIGITS <number> <escape digits>", (4,), True,
-     lambda s: [f"digits/{c}" for c in s if c.isdigit()])
-_say("say number", "Usage: SAY NUMBER <number> <escape digits> [gender]", (4, 5), True,
-     lambda s: [f"digits/{c}" for c in str(abs(_int(s)))])
-_say("say phonetic", "Usage: SAY PHONETIC <string> <escape digits>", (4,), False,
-     lambda s: [f"phonetic/{c.lower()}_p" for c in s if c.isalnum()])
-_say("say date", "Usage: SAY DATE <date> <escape digits>", (4,), True,
-     lambda s: ["digits/date"])
-_say("say time", "Usage: SAY TIME <time> <escape digits>", (4,), True,
-     lambda s: ["digits/time"])
-_say("say datetime", "Usage: SAY DATETIME <time> <escape digits> [format] [timezone]",
-     (4, 5, 6), True, lambda s: ["digits/datetime"])
+_say(
+    "say alpha",
+    "Usage: SAY ALPHA <number> <escape digits>",
+    (4,),
+    False,
+    lambda s: [f"letters/{c.lower()}" for c in s if c.isalnum()],
+)
+_say(
+    "say digits",
+    "Usage: SAY DIGITS <number> <escape digits>",
+    (4,),
+    True,
+    lambda s: [f"digits/{c}" for c in s if c.isdigit()],
+)
+_say(
+    "say number",
+    "Usage: SAY NUMBER <number> <escape digits> [gender]",
+    (4, 5),
+    True,
+    lambda s: [f"digits/{c}" for c in str(abs(_int(s)))],
+)
+_say(
+    "say phonetic",
+    "Usage: SAY PHONETIC <string> <escape digits>",
+    (4,),
+    False,
+    lambda s: [f"phonetic/{c.lower()}_p" for c in s if c.isalnum()],
+)
+_say("say date", "Usage: SAY DATE <date> <escape digits>", (4,), True, lambda s: ["digits/date"])
+_say("say time", "Usage: SAY TIME <time> <escape digits>", (4,), True, lambda s: ["digits/time"])
+_say(
+    "say datetime",
+    "Usage: SAY DATETIME <time> <escape digits> [format] [timezone]",
+    (4, 5, 6),
+    True,
+    lambda s: ["digits/datetime"],
+)
 
 
 @_command("set autohangup", "Usage: SET AUTOHANGUP <time>")
@@ -427,8 +462,11 @@ async def _stream_file(em: AgiEmulator, argv: list[str]) -> Reply:
     return f"200 result={ord(d) if d else 0} endpos={endpos}\n"
 
 
-@_command("control stream file", "Usage: CONTROL STREAM FILE <filename> <escape digits> "
-          "[skipms] [ffchar] [rewchr] [pausechr] [offsetms]")
+@_command(
+    "control stream file",
+    "Usage: CONTROL STREAM FILE <filename> <escape digits> "
+    "[skipms] [ffchar] [rewchr] [pausechr] [offsetms]",
+)
 async def _control_stream_file(em: AgiEmulator, argv: list[str]) -> Reply:
     if len(argv) < 5 or len(argv) > 10:
         raise _Usage
@@ -464,7 +502,7 @@ async def _wait_for_digit(em: AgiEmulator, argv: list[str]) -> Reply:
     return f"200 result={ord(d[0]) if d else 0}\n"
 
 
-@_command("send text", "Usage: SEND TEXT \"<text to send>\"")
+@_command("send text", 'Usage: SEND TEXT "<text to send>"')
 async def _send_text(em: AgiEmulator, argv: list[str]) -> Reply:
     if len(argv) != 3:
         raise _Usage
@@ -508,14 +546,24 @@ async def _asyncagi_break(em: AgiEmulator, argv: list[str]) -> Reply:
     raise _NoReply
 
 
-for _words in ("speech create", "speech set", "speech load grammar", "speech activate grammar",
-               "speech deactivate grammar", "speech recognize"):
+for _words in (
+    "speech create",
+    "speech set",
+    "speech load grammar",
+    "speech activate grammar",
+    "speech deactivate grammar",
+    "speech recognize",
+):
+
     async def _speech(em: AgiEmulator, argv: list[str]) -> Reply:
         return "200 result=0\n"  # no speech engine loaded
+
     _command(_words, f"Usage: {_words.upper()} ...")(_speech)
 for _words in ("speech destroy", "speech unload grammar"):
+
     async def _speech_dead(em: AgiEmulator, argv: list[str]) -> Reply:
         return "200 result=0\n"
+
     _command(_words, f"Usage: {_words.upper()} ...", dead=True)(_speech_dead)
 # longest command words first, so "get full variable" wins over shorter prefixes
 _COMMANDS.sort(key=lambda c: -len(c.words))
@@ -548,14 +596,19 @@ class _LineReader:
                 return None
             n = AGI_BUF_LEN - 1
             if len(raw) > n:
-                self.pending = [raw[i:i + n] for i in range(n, len(raw), n)]
+                self.pending = [raw[i : i + n] for i in range(n, len(raw), n)]
                 raw = raw[:n]
         return raw.decode("utf-8", "replace").rstrip("\n")
 
 
-async def serve_agi(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                    channel: AgiChannel, env: dict[str, str], *,
-                    on_hangup: Callable[[], None] | None = None) -> str:
+async def serve_agi(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    channel: AgiChannel,
+    env: dict[str, str],
+    *,
+    on_hangup: Callable[[], None] | None = None,
+) -> str:
     """Send the headers, then answer commands until the script closes; AGISTATUS."""
     em = AgiEmulator(channel, env)
     lines = _LineReader(reader)
@@ -611,9 +664,11 @@ def network_env(url: str, channel: AgiChannel) -> dict[str, str]:
     chan = {(k if k.startswith("agi_") else f"agi_{k}"): v for k, v in channel.agi_env().items()}
     parts = urlsplit(url)
     script = parts.path.lstrip("/") + (f"?{parts.query}" if parts.query else "")
-    env = {"agi_network": chan.pop("agi_network", "yes"),
-           "agi_network_script": chan.pop("agi_network_script", script),
-           "agi_request": chan.pop("agi_request", url)}
+    env = {
+        "agi_network": chan.pop("agi_network", "yes"),
+        "agi_network_script": chan.pop("agi_network_script", script),
+        "agi_request": chan.pop("agi_request", url),
+    }
     env.update(chan)
     return env
 
@@ -644,14 +699,23 @@ async def run_fastagi(url: str, channel: AgiChannel, *, connect_timeout: float =
             await writer.wait_closed()
 
 
-async def run_classic_agi(argv: Sequence[str], channel: AgiChannel, *,
-                          request: str | None = None, env_extra: dict[str, str] | None = None,
-                          kill_timeout: float = 5.0) -> str:
+async def run_classic_agi(
+    argv: Sequence[str],
+    channel: AgiChannel,
+    *,
+    request: str | None = None,
+    env_extra: dict[str, str] | None = None,
+    kill_timeout: float = 5.0,
+) -> str:
     """Run a classic AGI program (``AGI(script,args)``) as a child process over pipes."""
     try:
         proc = await asyncio.create_subprocess_exec(
-            *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL, env=env_extra)
+            *argv,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+            env=env_extra,
+        )
     except (FileNotFoundError, PermissionError):
         return NOTFOUND
     assert proc.stdin is not None and proc.stdout is not None
@@ -705,20 +769,42 @@ class ScriptedChannel:
     real time waited per play/read (0 = instant), to pace benchmark sessions.
     """
 
-    def __init__(self, inputs: Sequence[str | Barge] = (), *, callerid: str = "5557770001",
-                 calleridname: str = "Customer Carol", dnid: str = "5551000",
-                 uniqueid: str = "1795465016.0", name: str = "PJSIP/2000-00000000",
-                 language: str = "en", missing: frozenset[str] = frozenset(),
-                 hangup_on: str | None = None, play_seconds: float = 1.42,
-                 delay: float = 0.0, apps: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        inputs: Sequence[str | Barge] = (),
+        *,
+        callerid: str = "5557770001",
+        calleridname: str = "Customer Carol",
+        dnid: str = "5551000",
+        uniqueid: str = "1795465016.0",
+        name: str = "PJSIP/2000-00000000",
+        language: str = "en",
+        missing: frozenset[str] = frozenset(),
+        hangup_on: str | None = None,
+        play_seconds: float = 1.42,
+        delay: float = 0.0,
+        apps: dict[str, str] | None = None,
+    ) -> None:
         self.inputs = list(inputs)
         self.env = {
-            "agi_channel": name, "agi_language": language, "agi_type": name.split("/")[0],
-            "agi_uniqueid": uniqueid, "agi_version": "22.10.1", "agi_callerid": callerid,
-            "agi_calleridname": calleridname, "agi_callingpres": "0", "agi_callingani2": "0",
-            "agi_callington": "0", "agi_callingtns": "0", "agi_dnid": dnid,
-            "agi_rdnis": "unknown", "agi_context": "from-trunk", "agi_extension": dnid,
-            "agi_priority": "4", "agi_enhanced": "0.0", "agi_accountcode": "",
+            "agi_channel": name,
+            "agi_language": language,
+            "agi_type": name.split("/")[0],
+            "agi_uniqueid": uniqueid,
+            "agi_version": "22.10.1",
+            "agi_callerid": callerid,
+            "agi_calleridname": calleridname,
+            "agi_callingpres": "0",
+            "agi_callingani2": "0",
+            "agi_callington": "0",
+            "agi_callingtns": "0",
+            "agi_dnid": dnid,
+            "agi_rdnis": "unknown",
+            "agi_context": "from-trunk",
+            "agi_extension": dnid,
+            "agi_priority": "4",
+            "agi_enhanced": "0.0",
+            "agi_accountcode": "",
             "agi_threadid": "140203790612160",
         }
         self.variables: dict[str, str] = {}
@@ -749,8 +835,10 @@ class ScriptedChannel:
         builtins = {
             "CALLERID(all)": f'"{self.env["agi_calleridname"]}" <{self.env["agi_callerid"]}>',
             "CALLERID(num)": self.env["agi_callerid"],
-            "CALLERID(name)": self.env["agi_calleridname"], "CONTEXT": self.env["agi_context"],
-            "EXTEN": self.env["agi_extension"], "UNIQUEID": self.env["agi_uniqueid"],
+            "CALLERID(name)": self.env["agi_calleridname"],
+            "CONTEXT": self.env["agi_context"],
+            "EXTEN": self.env["agi_extension"],
+            "UNIQUEID": self.env["agi_uniqueid"],
             "CHANNEL": self.env["agi_channel"],
         }
         out, i = [], 0
@@ -764,7 +852,7 @@ class ScriptedChannel:
                 out.append(expression[i:])
                 break
             out.append(expression[i:j])
-            name = expression[j + 2:k]
+            name = expression[j + 2 : k]
             out.append(self.variables.get(name, builtins.get(name, "")))
             i = k + 1
         return "".join(out)
@@ -807,13 +895,24 @@ class ScriptedChannel:
         await self._wait()
         return 0.0 if self._hung_up else self.play_seconds
 
-    async def record(self, filename: str, fmt: str, escape_digits: str, timeout: float, *,
-                     beep: bool = False, silence: float | None = None) -> RecordResult:
+    async def record(
+        self,
+        filename: str,
+        fmt: str,
+        escape_digits: str,
+        timeout: float,
+        *,
+        beep: bool = False,
+        silence: float | None = None,
+    ) -> RecordResult:
         await self._wait()
         if self._hung_up:
             return RecordResult("", "hangup", 0.0)
-        return RecordResult("#", "dtmf", 3.0) if "#" in escape_digits else \
-            RecordResult("", "timeout", min(timeout, 3.0))
+        return (
+            RecordResult("#", "dtmf", 3.0)
+            if "#" in escape_digits
+            else RecordResult("", "timeout", min(timeout, 3.0))
+        )
 
     async def exec_app(self, app: str, args: str) -> str:
         return self.apps.get(app.lower(), "0")
