@@ -95,9 +95,16 @@ class RecordingConfig(_Section):
 
 
 class WebConfig(_Section):
+    enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
-    secret_key: SecretStr = SecretStr("")
+    secret_key: SecretStr = SecretStr("")  # empty: generated into <data_dir>/web.key
+    cookie_secure: bool = Field(False, description="true behind HTTPS (production)")
+    heartbeat_timeout: float = Field(30.0, gt=0,
+                                     description="panel silent this long = paused")
+    message_queue: str = Field("", description="redis://... to run several panel workers")
+    lockout_attempts: int = Field(5, ge=1)
+    lockout_minutes: int = Field(15, ge=1)
 
 
 class ApiConfig(_Section):

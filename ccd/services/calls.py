@@ -22,6 +22,8 @@ from ccd.services.directory import EXIT_NOT_FOUND, EXIT_USAGE, Directory, check_
 
 log = logging.getLogger(__name__)
 EXIT_UNAVAILABLE = 3
+#: ChanSpy options: q quiet, w whisper, B barge, E exit when the spied channel hangs up
+SPY_OPTIONS = {"listen": "qE", "whisper": "qwE", "barge": "qBE"}
 
 
 def call_state(call: Call) -> str:
@@ -140,6 +142,23 @@ class CallService:
         return {"call_id": call_id, "transfer": "attended" if attended else "blind",
                 "channel": leg, "exten": exten, "context": context}
 
+    async def hold(self, call_id: str, on: bool, agent: str | None = None) -> dict[str, Any]:
+        """Ask the agent's phone to hold / resume (``PJSIPNotify`` Event: hold / talk).
+
+        Asterisk has no AMI action that holds a SIP call itself: the phone does it with a
+        re-INVITE, which Asterisk reports as ``Hold`` / ``Unhold``; the state changes only
+        then. Phones must accept remote-control NOTIFYs (Yealink, Polycom, Grandstream ...).
+        """
+        call = self.get(call_id)
+        for uid, seg in call.open_segments.items():
+            ch = call.channels.get(uid)
+            if ch is not None and (agent is None or seg.agent == agent):
+                endpoint = seg.agent.split("/", 1)[-1]
+                await self._send("PJSIPNotify", {"Endpoint": endpoint,
+                                                 "Variable": f"Event={'hold' if on else 'talk'}"})
+                return {"call_id": call_id, "agent": seg.agent, "hold": on}
+        raise ApiError(f"call {call_id} is not connected to an agent", EXIT_USAGE)
+
     def recording_path(self, tenant_slug: str, call_id: str, ts: float) -> Path:
         day = datetime.fromtimestamp(ts, UTC)
         return (self.config.recording.dir / tenant_slug / f"{day:%Y}" / f"{day:%m}"
@@ -183,14 +202,12 @@ class CallService:
         return {"agent": a.interface, "number": number, "action_id": resp.get("ActionID", ""),
                 "message": resp.get("Message", "")}
 
-    SPY_OPTIONS = {"listen": "qE", "whisper": "qwE", "barge": "qBE"}
-
     async def spy(self, agent_ident: str, supervisor_ident: str, mode: str = "listen",
                   tenant_id: int | None = None) -> dict[str, Any]:
         """Listen, whisper or barge on an agent's call: ChanSpy via Originate to the
         supervisor's phone, spying on exactly the agent's current channel."""
-        if mode not in self.SPY_OPTIONS:
-            raise ApiError(f"mode must be one of {', '.join(self.SPY_OPTIONS)}", EXIT_USAGE)
+        if mode not in SPY_OPTIONS:
+            raise ApiError(f"mode must be one of {', '.join(SPY_OPTIONS)}", EXIT_USAGE)
         agent = await self.directory.agent(agent_ident, tenant_id)
         sup = await self.directory.agent(supervisor_ident, tenant_id)
         if sup.tenant_id != agent.tenant_id:
@@ -205,7 +222,7 @@ class CallService:
             raise ApiError(f"{agent.name} ({agent.interface}) is not on a call", EXIT_NOT_FOUND)
         resp = await self._send("Originate", {
             "Channel": sup.interface, "Application": "ChanSpy",
-            "Data": f"{channel},{self.SPY_OPTIONS[mode]}", "Async": "true", "Timeout": 30000,
+            "Data": f"{channel},{SPY_OPTIONS[mode]}", "Async": "true", "Timeout": 30000,
             "CallerID": f"{mode} {agent.name} <{agent.extension or 'spy'}>",
             "Variable": [f"CCD_SPY_MODE={mode}", f"CCD_SPY_AGENT={agent.interface}"]})
         return {"agent": agent.interface, "supervisor": sup.interface, "mode": mode,

@@ -173,6 +173,8 @@ class Services:
                                             attended=bool(p.get("attended")))
             if what == "record":
                 return await calls.record(call_id, _str(p, "what"))
+            if what in ("hold", "unhold"):
+                return await calls.hold(call_id, what == "hold", p.get("agent"))
             raise ApiError(f"unknown call action {what!r}", 2)
 
         async def originate(p: dict[str, Any]) -> Any:
