@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs the system packages a target needs, only when they are missing.
-#   base: Python >= 3.11 with venv
-#   test: what the test suite drives besides Python (nothing extra yet)
+# Installs the system packages a make target needs, only when they are missing.
+#   base: Python >= 3.11 with venv (every target)
+#   web:  Node.js + npm, to fetch the panel's JavaScript at build time (make run, make test)
+#   test: Chromium, the real browser the panel's end-to-end tests drive
 set -euo pipefail
 need=()
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -12,12 +13,16 @@ if [ -n "$py" ] && ! "$py" -c 'import sys; assert sys.version_info >= (3, 11)' 2
   exit 1
 fi
 if [ -n "$py" ] && ! "$py" -c 'import venv, ensurepip' 2>/dev/null; then need+=(python3-venv); fi
-case "${1:-base}" in
-  test) ;;
-esac
+for target in "$@"; do
+  case "$target" in
+    web)  have npm || need+=(nodejs npm) ;;
+    test) have npm || need+=(nodejs npm)
+          [ -x /usr/bin/chromium ] || need+=(chromium) ;;
+  esac
+done
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing system packages: ${need[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi

@@ -763,6 +763,8 @@ class LiveModel:
             return
         call = self.calls[ch.linkedid]
         if e.name == "MixMonitorStart":
+            if ch.recording and ch.recording == ch.pending_recording:
+                return  # a duplicate
             ch.recording = ch.pending_recording
             if ch.recording and ch.recording not in call.record.recordings:
                 call.record.recordings.append(ch.recording)
@@ -797,12 +799,15 @@ class LiveModel:
         call.open_segments.clear()
         call.peers = frozenset()
 
+    def _seen_transfer(self, call: Call, ts: float, kind: str) -> bool:
+        return any(t["ts"] == ts and t["transfer"] == kind for t in call.record.transfers)
+
     def _blind_transfer(self, e: ev.BlindTransfer, out: list[d.DomainEvent]) -> None:
         if e.result != "Success":
             return
         ch = self.channels.get(e.transferer_uniqueid)
         call = self.calls.get(ch.linkedid if ch else e.linkedid)
-        if call is None:
+        if call is None or self._seen_transfer(call, e.ts, "blind"):
             return
         from_agent = ch.interface if ch else ""
         if ch is not None:
@@ -826,7 +831,7 @@ class LiveModel:
             return
         ch = self.channels.get(e.transferer_uniqueid)
         call = self.calls.get(ch.linkedid if ch else e.linkedid)
-        if call is None:
+        if call is None or self._seen_transfer(call, e.ts, "attended"):
             return
         from_agent = ch.interface if ch else ""
         for uid in (e.transferer_uniqueid, e.second_transferer_uniqueid):
@@ -929,8 +934,8 @@ class LiveModel:
         call = self.calls.get(ch.linkedid) if ch else self.calls.get(e.linkedid)
         agent = self._agent(e.interface, e.member_name)
         if e.name == "AgentCalled":
-            if call is None:
-                return
+            if call is None or agent.ringing.get(e.dest_uniqueid) == call.call_id:
+                return  # unknown call, or a duplicate
             if call.wait is not None:
                 call.wait.ringing[e.dest_uniqueid] = e.interface
             agent.ringing[e.dest_uniqueid] = call.call_id
@@ -948,8 +953,8 @@ class LiveModel:
                                           round(e.ring_time / 1000.0, 3)))
             self._agent_update(agent, e.ts, out)
         elif e.name == "AgentConnect":
-            if call is None:
-                return
+            if call is None or e.dest_uniqueid in call.queue_legs:
+                return  # unknown call, or a duplicate
             w = call.wait
             wait = round(e.ts - w.joined, 3) if w is not None else float(e.hold_time)
             if w is not None:
