@@ -55,3 +55,4 @@ from ccd.cli import daemon_cmds as _daemon_cmds  # noqa: E402,F401
 from ccd.cli import db as _db  # noqa: E402,F401
 from ccd.cli import ops as _ops  # noqa: E402,F401
 from ccd.cli import replay as _replay  # noqa: E402,F401
+from ccd.cli import sim as _sim  # noqa: E402,F401

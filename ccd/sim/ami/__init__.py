@@ -1,0 +1,1 @@
+"""The simulator's AMI server (Asterisk Manager Interface over TCP)."""

@@ -1,0 +1,158 @@
+"""AMI Originate: call a channel and, once it answers, send it to dialplan or an application.
+
+Reasons in OriginateResponse: 0 = could not call (no such endpoint, no contact),
+3 = rang without answer, 4 = answered, 5 = busy, 8 = congestion.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ccd.sim import channel as C
+from ccd.sim.apps import run_app
+from ccd.sim.channel import Channel
+from ccd.sim.dialing import RequestFailed, dial_event, place, rejected, request
+from ccd.sim.events import CALL
+from ccd.sim.pbx import start_pbx
+
+if TYPE_CHECKING:
+    from ccd.sim.engine import Engine
+
+REASON_FAILED, REASON_NOANSWER, REASON_ANSWERED, REASON_BUSY, REASON_CONGESTION = 0, 3, 4, 5, 8
+
+
+@dataclass(slots=True)
+class OriginateRequest:
+    channel: str
+    context: str = ""
+    exten: str = ""
+    priority: int = 1
+    application: str = ""
+    data: str = ""
+    timeout: float = 30.0  # seconds
+    caller: tuple[str, str] | None = None  # (name, number)
+    variables: list[tuple[str, str]] = field(default_factory=list)
+    action_id: str | None = None
+    account: str = ""
+
+
+def _response(
+    engine: Engine, req: OriginateRequest, ok: bool, reason: int, ch: Channel | None
+) -> None:
+    fields: list[tuple[str, str]] = []
+    if req.action_id is not None:
+        fields.append(("ActionID", req.action_id))
+    fields += [
+        ("Response", "Success" if ok else "Failure"),
+        ("Channel", ch.name if ok and ch is not None else req.channel),
+    ]
+    if req.application:
+        fields += [("Application", req.application), ("Data", req.data)]
+    else:
+        fields += [("Context", req.context), ("Exten", req.exten)]
+    cid_name, cid_num = ("", "")
+    if ch is not None and (ok or req.caller):
+        cid_name, cid_num = ch.caller_name, ch.caller_num
+    fields += [
+        ("Reason", str(reason)),
+        ("Uniqueid", ch.uniqueid if ok and ch is not None else "<unknown>"),
+        ("CallerIDNum", cid_num or "<unknown>"),
+        ("CallerIDName", cid_name or "<unknown>"),
+    ]
+    engine.emit("OriginateResponse", CALL, fields)
+
+
+async def originate(
+    engine: Engine,
+    req: OriginateRequest,
+    *,
+    emit_response: bool = True,
+    on_answer: Callable[[bool], None] | None = None,
+) -> int:
+    """Place the call; returns the OriginateResponse reason. ``on_answer`` is told the outcome
+    as soon as it is known (the synchronous AMI variant answers then)."""
+    try:
+        ch = request(engine, req.channel)
+    except RequestFailed:
+        if emit_response:
+            _response(engine, req, False, REASON_FAILED, None)
+        if on_answer is not None:
+            on_answer(False)
+        return REASON_FAILED
+    ch.driven = True
+    one_is_local = ch.is_local
+    for name, value in reversed(req.variables):
+        engine.set_var(ch, name, value)
+        if one_is_local and ch.partner is not None:
+            ch.partner.store_var(name, value)
+    engine.newexten(ch, "AppDial2", "(Outgoing Line)")
+    if req.caller is not None:
+        name, num = req.caller
+        engine.set_caller(ch, num, name)
+        engine.set_connected(ch, num, name)
+        if one_is_local and ch.partner is not None:
+            engine.set_caller(ch.partner, num, name)
+            engine.set_connected(ch.partner, num, name)
+    dial_string = req.channel.partition("/")[2]
+    if not one_is_local:
+        dial_event(engine, "DialBegin", None, ch, [("DialString", dial_string)])
+    place(engine, ch)
+    if one_is_local:
+        dial_event(engine, "DialBegin", None, ch, [("DialString", dial_string)])
+    reason = await _wait(engine, ch, req.timeout)
+    if reason == REASON_ANSWERED:
+        dial_event(engine, "DialEnd", None, ch, [("DialStatus", "ANSWER")])
+        if emit_response:
+            _response(engine, req, True, reason, ch)
+        if on_answer is not None:
+            on_answer(True)
+        engine.processed_calls += 1
+        if req.application:
+            engine.spawn(_run_application(engine, ch, req), name=f"originate {ch.name}")
+        else:
+            ch.context, ch.exten, ch.priority = req.context, req.exten, req.priority
+            start_pbx(engine, ch)
+        return reason
+    status = {REASON_BUSY: "BUSY", REASON_CONGESTION: "CONGESTION"}.get(reason)
+    two = ch.partner
+    if status is not None:
+        dial_event(engine, "DialEnd", None, ch, [("DialStatus", status)])
+    if two is not None and not two.dead:
+        ch.partner = two.partner = None
+        engine.request_hangup(two, C.PARTNER, 0)
+        if not two.driven:
+            engine.hangup(two)
+    if emit_response:
+        _response(engine, req, False, reason, ch)
+    if on_answer is not None:
+        on_answer(False)
+    if not ch.dead:
+        cause = C.NO_ANSWER if reason == REASON_NOANSWER and not one_is_local else 0
+        engine.hangup(ch, ch.hangupcause if ch.hangupcause and not one_is_local else cause)
+    return reason
+
+
+async def _wait(engine: Engine, ch: Channel, timeout: float) -> int:
+    answered = await engine.phones.wait_answered(ch, timeout)
+    if answered:
+        return REASON_ANSWERED
+    refused = rejected(ch)
+    if refused == "BUSY":
+        return REASON_BUSY
+    if refused == "CONGESTION":
+        return REASON_CONGESTION
+    if ch.hungup and ch.state != C.RINGING:
+        return REASON_FAILED
+    return REASON_NOANSWER
+
+
+async def _run_application(engine: Engine, ch: Channel, req: OriginateRequest) -> None:
+    """An originated call running one application (no dialplan, no Newexten)."""
+    engine.set_app(ch, req.application, req.data)
+    try:
+        await run_app(engine, ch, req.application, req.data)
+    finally:
+        if not ch.dead:
+            engine.hangup(ch)

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Provisioning of the ccd VM (Debian 12): Asterisk 22 from source, PostgreSQL, ccd.
+# Idempotent: run again with `vagrant provision` after changing asterisk-conf/ or ccd.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+ASTERISK_VERSION="${ASTERISK_VERSION:-22-current}"
+PBX_IP="${PBX_IP:-192.168.56.10}"
+SRC=/vagrant
+
+echo "== packages"
+apt-get update -q
+apt-get install -y -q build-essential wget curl ca-certificates pkg-config \
+  libedit-dev libjansson-dev libxml2-dev uuid-dev libsqlite3-dev libssl-dev \
+  libsrtp2-dev libcurl4-openssl-dev libncurses-dev libnewt-dev subversion \
+  postgresql python3 python3-venv python3-dev libpq-dev sox
+
+echo "== Asterisk ${ASTERISK_VERSION} (official source; Debian 12 has no asterisk package)"
+if ! command -v asterisk >/dev/null || ! asterisk -V | grep -q "Asterisk 22"; then
+  cd /usr/src
+  wget -q -O "asterisk-${ASTERISK_VERSION}.tar.gz" \
+    "https://downloads.asterisk.org/pub/telephony/asterisk/asterisk-${ASTERISK_VERSION}.tar.gz"
+  rm -rf asterisk-22.*/
+  tar xzf "asterisk-${ASTERISK_VERSION}.tar.gz"
+  cd asterisk-22.*/
+  ./configure --with-jansson-bundled --with-pjproject-bundled >/dev/null
+  make menuselect.makeopts >/dev/null
+  # English core sounds and music on hold in wav, as the dialplan plays them
+  menuselect/menuselect --enable CORE-SOUNDS-EN-WAV --enable MOH-OPSOUND-WAV \
+    --enable app_queue --enable app_mixmonitor --enable res_agi --enable app_chanspy \
+    --enable res_pjsip_notify menuselect.makeopts
+  make -j"$(nproc)" >/dev/null
+  make install >/dev/null
+  # the sample set once (asterisk.conf, logger.conf ...); ours overwrite the rest below
+  [ -f /etc/asterisk/asterisk.conf ] || make samples >/dev/null
+  make config >/dev/null      # init script (systemd runs it)
+  ldconfig
+fi
+id asterisk >/dev/null 2>&1 || useradd --system --home /var/lib/asterisk --shell /usr/sbin/nologin asterisk
+sed -i 's/^;\?runuser.*/runuser = asterisk/; s/^;\?rungroup.*/rungroup = asterisk/' /etc/asterisk/asterisk.conf
+mkdir -p /var/spool/asterisk/monitor
+chown -R asterisk:asterisk /var/lib/asterisk /var/spool/asterisk /var/log/asterisk /var/run/asterisk /etc/asterisk
+
+echo "== asterisk-conf/ -> /etc/asterisk"
+for f in "$SRC"/asterisk-conf/*.conf; do
+  install -o asterisk -g asterisk -m 0640 "$f" /etc/asterisk/
+done
+# RTP ports for the softphones; SIP media on the private network address
+cat > /etc/asterisk/rtp.conf <<RTP
+[general]
+rtpstart = 10000
+rtpend = 10999
+RTP
+chown asterisk:asterisk /etc/asterisk/rtp.conf
+systemctl enable asterisk
+systemctl restart asterisk
+
+echo "== PostgreSQL"
+systemctl enable --now postgresql
+runuser -u postgres -- psql -tAc "SELECT 1 FROM pg_roles WHERE rolname='ccd'" | grep -q 1 \
+  || runuser -u postgres -- psql -c "CREATE ROLE ccd LOGIN PASSWORD 'ccd'"
+runuser -u postgres -- psql -tAc "SELECT 1 FROM pg_database WHERE datname='ccd'" | grep -q 1 \
+  || runuser -u postgres -- createdb -O ccd ccd
+
+echo "== ccd"
+id ccd >/dev/null 2>&1 || useradd --system --home /var/lib/ccd --create-home --shell /usr/sbin/nologin ccd
+usermod -aG asterisk ccd     # reads the recordings Asterisk writes
+python3 -m venv /opt/ccd
+/opt/ccd/bin/pip install -q --upgrade pip
+/opt/ccd/bin/pip install -q "$SRC"
+install -d -o ccd -g ccd /etc/ccd /var/lib/ccd
+cat > /etc/ccd/ccd.toml <<TOML
+data_dir = "/var/lib/ccd"
+
+[ami]
+host = "127.0.0.1"
+port = 5038
+username = "ccd"
+secret = "ccdsecret"
+
+[agi]
+host = "127.0.0.1"
+port = 4573
+
+[database]
+url = "postgresql://ccd:ccd@127.0.0.1/ccd"
+
+[recording]
+dir = "/var/spool/asterisk/monitor"
+
+[web]
+host = "0.0.0.0"
+port = 8080
+TOML
+chown ccd:ccd /etc/ccd/ccd.toml
+runuser -u ccd -- /opt/ccd/bin/ccd --config /etc/ccd/ccd.toml db upgrade
+cat > /etc/systemd/system/ccd.service <<UNIT
+[Unit]
+Description=ccd call-center controller
+After=network-online.target postgresql.service asterisk.service
+Wants=postgresql.service asterisk.service
+
+[Service]
+User=ccd
+Group=ccd
+ExecStart=/opt/ccd/bin/ccd --config /etc/ccd/ccd.toml run
+Restart=on-failure
+RestartSec=2
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+systemctl daemon-reload
+systemctl enable ccd
+systemctl restart ccd
+
+echo "== ready"
+asterisk -rx "core show version"
+asterisk -rx "pjsip show endpoints" | grep -E "Endpoint:" || true
+echo "Softphones: register 1001..1005 (pw1001..) or 2000 (pw2000) at ${PBX_IP}:5060 UDP."
+echo "Call 5551000 from 2000 for the inbound flow; the panel is on http://localhost:8080."
