@@ -410,10 +410,17 @@ async def _set_callerid(em: AgiEmulator, argv: list[str]) -> Reply:
     return "200 result=1\n"
 
 
+def _move(em: AgiEmulator, **where: str) -> bool:
+    """SET CONTEXT/EXTENSION/PRIORITY on a channel that can move (the simulator's)."""
+    move = getattr(em.channel, "set_location", None)
+    return True if move is None else bool(move(**where))
+
+
 @_command("set context", "Usage: SET CONTEXT <desired context>")
 async def _set_context(em: AgiEmulator, argv: list[str]) -> Reply:
     if len(argv) != 3:
         raise _Usage
+    _move(em, context=argv[2])
     return "200 result=0\n"
 
 
@@ -421,6 +428,7 @@ async def _set_context(em: AgiEmulator, argv: list[str]) -> Reply:
 async def _set_extension(em: AgiEmulator, argv: list[str]) -> Reply:
     if len(argv) != 3:
         raise _Usage
+    _move(em, exten=argv[2])
     return "200 result=0\n"
 
 
@@ -435,6 +443,8 @@ async def _set_music(em: AgiEmulator, argv: list[str]) -> Reply:
 async def _set_priority(em: AgiEmulator, argv: list[str]) -> Reply:
     if len(argv) != 3 or not argv[2]:
         raise _Usage
+    if not _move(em, priority=argv[2]):
+        return "200 result=-1\n"  # Asterisk: no such priority or label
     return "200 result=0\n"
 
 
