@@ -71,6 +71,7 @@ class Daemon:
                                 self._on_disconnect)
         self._resync_buffer: list[tuple[bytes, float]] | None = None
         self.resync_hooks: list[Callable[[], Awaitable[Any]]] = []
+        self._last_event_mono = time.monotonic()
         self.resyncs = 0
         self.last_resync: dict[str, Any] = {}
         self.api = ApiServer(config.api_socket, token_for(config, create=True))
@@ -87,6 +88,7 @@ class Daemon:
         self._apply(raw, now)
 
     def _apply(self, raw: bytes, now: float) -> None:
+        self._last_event_mono = time.monotonic()
         self.rate.add()
         for de in self.ingest.frame(raw, now):
             self.bus.publish(de)
@@ -138,11 +140,18 @@ class Daemon:
     def _on_disconnect(self, reason: str) -> None:
         self.publish(self.model.link_lost(time.time()))
 
+    def model_now(self) -> float:
+        """Asterisk's clock as the model knows it: the last event's timestamp plus the time
+        since it arrived (robust to clock skew between the Asterisk and ccd hosts)."""
+        if not self.model.last_ts:
+            return time.time()
+        return self.model.last_ts + (time.monotonic() - self._last_event_mono)
+
     async def _ticker(self) -> None:
         while True:
             await asyncio.sleep(1.0)
             try:
-                self.publish(self.model.tick(time.time()))
+                self.publish(self.model.tick(self.model_now()))
             except Exception:
                 log.exception("model tick failed")
 
