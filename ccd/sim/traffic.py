@@ -45,6 +45,10 @@ class TrafficOptions:
     trunk: str = ""  # endpoint callers arrive from; default: one in an inbound context
     seed: int | None = None
     max_calls: int | None = None
+    agent_context: str = "agents"  # whose phones are agents when queues have no members
+    #: log the simulated agents in to every queue (like *23) when no queue has members;
+    #: off when ccd logs agents in itself (make run)
+    auto_login: bool = True
 
 
 @dataclass
@@ -72,13 +76,17 @@ class Traffic:
     # ------------------------------------------------------------------ set-up
 
     def agent_pool(self, engine: Engine) -> list[str]:
-        """Endpoints that are queue members, in name order (the simulated agents)."""
+        """The simulated agents' phones, in name order: the queues' members, or (when agents
+        log in at run time, as with ccd) the endpoints of the agents' dialplan context."""
         names: set[str] = set()
         for q in engine.queues.queues.values():
             for m in q.members:
                 tech, _, res = m.interface.partition("/")
                 if tech.upper() == "PJSIP" and res in engine.config.endpoints:
                     names.add(res)
+        if not names:
+            names = {name for name, ep in engine.config.endpoints.items()
+                     if ep.context == self.opts.agent_context}
         return sorted(names)
 
     def trunk_endpoint(self, engine: Engine) -> str:
@@ -103,6 +111,11 @@ class Traffic:
                 "traffic: %d agents asked, only %d queue members exist", self.opts.agents, len(pool)
             )
         self.agent_endpoints = pool[: self.opts.agents]
+        no_members = not any(q.members for q in engine.queues.queues.values())
+        if self.opts.auto_login and no_members:
+            for name in self.agent_endpoints:
+                for queue in engine.queues.queues:
+                    engine.queues.add_member(queue, f"PJSIP/{name}", name=f"Agent {name}")
         for name in pool:
             phone = engine.phones.get(name)
             if phone is None:

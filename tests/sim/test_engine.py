@@ -342,6 +342,17 @@ class FakeIvr:
             await self.server.wait_closed()
 
 
+#: who is logged in where for these tests (asterisk-conf has no static members: agents log
+#: in through ccd, which sends QueueAdd like this)
+LOGINS = {
+    "support": [("PJSIP/1001", "Agent Alice", 0), ("PJSIP/1002", "Agent Bob", 0)],
+    "accounts": [("PJSIP/1003", "Agent Carl", 0), ("PJSIP/1004", "Agent Dana", 0)],
+    "escalation": [("PJSIP/1004", "Agent Dana", 0), ("PJSIP/1001", "Agent Alice", 0)],
+    "overflow": [(f"PJSIP/100{i}", n, 1) for i, n in
+                 enumerate(["Agent Alice", "Agent Bob", "Agent Carl", "Agent Dana"], 1)],
+}
+
+
 async def _ccd_sim(tmp_path: Path, agi: str, **phones: PhoneProfile) -> Simulator:
     sim = Simulator(
         SimOptions(
@@ -354,6 +365,10 @@ async def _ccd_sim(tmp_path: Path, agi: str, **phones: PhoneProfile) -> Simulato
         )
     )
     await sim.start()
+    assert not any(q.members for q in sim.engine.queues.queues.values())
+    for queue, members in LOGINS.items():
+        for iface, name, penalty in members:
+            assert sim.engine.queues.add_member(queue, iface, penalty=penalty, name=name) is None
     return sim
 
 
