@@ -558,7 +558,10 @@ async def test_burst_like_capture() -> None:
     assert count["QueueCallerJoin"] == count["QueueCallerLeave"] == 20
     assert count["AgentConnect"] + count["QueueCallerAbandon"] == 20
     assert 1 <= count["QueueCallerAbandon"] <= 4
-    assert count["AgentConnect"] == count["AgentComplete"] == count["AgentCalled"]
+    assert count["AgentConnect"] == count["AgentComplete"]
+    # on a loaded machine a simulated phone can miss the (scaled) ring timeout: Asterisk then
+    # rings another agent, so AgentCalled may exceed AgentConnect, never the reverse
+    assert count["AgentCalled"] >= count["AgentConnect"]
     assert count["Newchannel"] == count["Hangup"] == 20 * 2 + count["AgentCalled"]
     assert count["LocalBridge"] == count["DTMFBegin"] == count["MixMonitorStart"] == 20
     assert count["AGIExecStart"] == count["AGIExecEnd"] == 180

@@ -138,7 +138,12 @@ def test_asterisk_conf_has_what_the_call_centre_needs() -> None:
     apps = [s.app for s in inbound.steps.values()]
     assert apps[:4] == ["NoOp", "Set", "Answer", "AGI"]
     assert inbound.steps[4].data == "agi://127.0.0.1:4573/ivr"
-    assert "MixMonitor" in apps and "Queue" in apps
+    # ccd records queue calls itself on answer (per-queue policy), not the inbound dialplan;
+    # the fallback path (ccd may be down) records as a safety net
+    assert "MixMonitor" not in apps and "Queue" in apps
+    fallback = [s.app for s in plan.find("ccd-fallback", "s").steps.values()]
+    assert "MixMonitor" in fallback
+    assert not any(q.members for q in cfg.queues.values())  # agents log in at run time
     for code in ("*21", "*22", "*23", "*24"):
         assert plan.find("agents", code) is not None
     strategies = {q.strategy for q in cfg.queues.values()}
