@@ -387,10 +387,12 @@ async def restart(r: Run, stop: bool = False) -> None:
         await r.sleep(5.06)
         r.sim.phone("1002").set_registered(True)
     await r.bridged(call.name)
+    talk = 3.0  # bridged 5.881 -> 'core stop/restart now' 8.888 in both captures
     if stop:
         await r.sleep(1.09)
         r.sim.phone("1003").set_registered(True)
-    await r.sleep(3)
+        talk -= 1.09
+    await r.sleep(talk)
     if stop:
         await r.sim.shutdown()
         await asyncio.sleep(0.2)
