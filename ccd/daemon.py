@@ -102,7 +102,7 @@ class Daemon:
         try:
             chans = await self.client.list_action("CoreShowChannels")
             queues = await self.client.list_action("QueueStatus")
-            snap = Snapshot(ts=time.time())
+            snap = Snapshot(ts=self.model_now())
             for f in chans.events:
                 e = ev.decode_fields(f, snap.ts)
                 if isinstance(e, ev.CoreShowChannel):
@@ -138,7 +138,7 @@ class Daemon:
                 log.exception("after-resync hook failed")
 
     def _on_disconnect(self, reason: str) -> None:
-        self.publish(self.model.link_lost(time.time()))
+        self.publish(self.model.link_lost(self.model_now()))
 
     def model_now(self) -> float:
         """Asterisk's clock as the model knows it: the last event's timestamp plus the time

@@ -90,6 +90,12 @@ def seed(url: str, data_dir: Path) -> dict[str, Any]:
                          " language) VALUES (%s, %s, %s, %s, (SELECT id FROM agents WHERE "
                          "interface = %s), %s)",
                          (tid, username, hash_password(passwords[username]), role, iface, lang))
+        # the demo call centre is open around the clock (the flow's own calendar would close
+        # it outside Shanghai office hours)
+        for weekday in range(7):
+            conn.execute("INSERT INTO business_hours (tenant_id, calendar, weekday, opens, closes)"
+                         " VALUES (%s, 'support', %s, '00:00', '24:00') ON CONFLICT DO NOTHING",
+                         (tid, weekday))
         for name, account, vip, lang, phones in CUSTOMERS:
             conn.execute("INSERT INTO customers (tenant_id, name, account_no, vip, language) "
                          "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (tenant_id, account_no) "

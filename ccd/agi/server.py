@@ -65,12 +65,18 @@ class SessionRunner:
         self.routes: dict[str, Handler] = dict(routes or {})
         self.fallback = fallback or Fallback()
         self.stats = stats or AgiStats()
+        #: routes whose failure must not re-queue the caller (a post-call survey, a
+        #: notification): CCD_AGI_ERROR is set and the dialplan simply goes on
+        self.no_fallback: set[str] = set()
 
-    def route(self, name: str, handler: Handler) -> None:
+    def route(self, name: str, handler: Handler, *, fallback: bool = True) -> None:
         """Register ``handler`` for ``agi://host/<name>`` (and ``<name>/...``)."""
         if not callable(handler):
             raise TypeError("an AGI handler must be an async callable")
-        self.routes[name.strip("/")] = handler
+        name = name.strip("/")
+        self.routes[name] = handler
+        if not fallback:
+            self.no_fallback.add(name)
 
     def resolve(self, script: str) -> tuple[Handler | None, str, list[str]]:
         """The handler for a script path, the route name and the remaining segments."""
@@ -118,6 +124,11 @@ class SessionRunner:
             return "failed"
         text = f"{type(exc).__name__}: {exc}".replace("\r", " ").replace("\n", " ")[:200]
         fb = self.fallback
+        if session.route in self.no_fallback:
+            with contextlib.suppress(AgiError, TimeoutError, OSError, ValueError):
+                async with asyncio.timeout(fb.timeout):
+                    await session.set_variable("CCD_AGI_ERROR", text)
+            return "failed"
         try:
             async with asyncio.timeout(fb.timeout):
                 await session.set_variable("CCD_AGI_ERROR", text)
@@ -168,8 +179,8 @@ class AgiServer:
     def stats(self) -> AgiStats:
         return self.runner.stats
 
-    def route(self, name: str, handler: Handler) -> None:
-        self.runner.route(name, handler)
+    def route(self, name: str, handler: Handler, *, fallback: bool = True) -> None:
+        self.runner.route(name, handler, fallback=fallback)
 
     async def start(self) -> None:
         """Listen; ``port=0`` picks a free port (read it back from ``.port``)."""

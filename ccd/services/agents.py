@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ccd.ami.client import AmiClient, AmiError, AmiNotConnected
@@ -32,7 +33,8 @@ def agent_view(agent: Agent | None, now: float) -> dict[str, Any]:
 
 class AgentService:
     def __init__(self, ami: AmiClient, model: LiveModel, directory: Directory,
-                 confirm_timeout: float = 3.0) -> None:
+                 confirm_timeout: float = 3.0, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock  # Asterisk's time (the daemon's model clock)
         self.ami = ami
         self.model = model
         self.directory = directory
@@ -58,7 +60,7 @@ class AgentService:
         while True:
             agent = self.model.agents.get(interface)
             if pred(agent) or time.monotonic() > end:
-                view = agent_view(agent, time.time())
+                view = agent_view(agent, self.clock())
                 view["confirmed"] = bool(pred(agent))
                 return view
             await asyncio.sleep(0.05)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,7 +57,8 @@ def call_view(call: Call, now: float) -> dict[str, Any]:
 
 class CallService:
     def __init__(self, config: Config, ami: AmiClient, model: LiveModel,
-                 directory: Directory) -> None:
+                 directory: Directory, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock  # Asterisk's time (the daemon's model clock)
         self.config = config
         self.ami = ami
         self.model = model
@@ -81,7 +83,7 @@ class CallService:
         return call
 
     def list(self) -> list[dict[str, Any]]:
-        now = time.time()
+        now = self.clock()
         return [call_view(c, now) for c in self.model.calls.values()]
 
     async def tenant_of(self, call: Call) -> int:

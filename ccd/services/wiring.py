@@ -40,8 +40,10 @@ class Services:
         self.daemon = daemon
         self.url = url
         self.directory = Directory(daemon.pool)
-        self.agents = AgentService(daemon.client, daemon.model, self.directory)
-        self.calls = CallService(config, daemon.client, daemon.model, self.directory)
+        self.agents = AgentService(daemon.client, daemon.model, self.directory,
+                                   clock=daemon.model_now)
+        self.calls = CallService(config, daemon.client, daemon.model, self.directory,
+                                 clock=daemon.model_now)
         self.recording = RecordingPolicy(self.calls)
         self.live_stats = StatsCollector()
         self.stats_day = 0.0
@@ -97,7 +99,7 @@ class Services:
         return await asyncio.to_thread(run_retention, self.url, None, dry_run)
 
     def queues_view(self) -> list[dict[str, Any]]:
-        now = time.time()
+        now = self.daemon.model_now()
         model = self.daemon.model
         rows = []
         for name, q in sorted(model.queues.items()):
@@ -117,7 +119,7 @@ class Services:
         return rows
 
     async def agents_view(self, tenant_id: int | None = None) -> list[dict[str, Any]]:
-        now = time.time()
+        now = self.daemon.model_now()
         rows = []
         try:
             known = await self.directory.agents(tenant_id)

@@ -244,6 +244,19 @@ async def test_failing_handler_sends_the_caller_to_the_fallback(serve, caplog) -
     assert any("1795465099.7" in r.getMessage() and r.exc_info for r in caplog.records)
 
 
+async def test_a_failing_survey_does_not_requeue_the_caller(serve) -> None:
+    async def broken(s: AgiSession) -> None:
+        raise RuntimeError("survey store down")
+
+    srv = await serve({})
+    srv.route("survey", broken, fallback=False)
+    ch = ScriptedChannel()
+    assert await run_fastagi(url(srv, "survey"), ch) == SUCCESS
+    assert ch.variables["CCD_AGI_ERROR"] == "RuntimeError: survey store down"
+    assert not any(c.startswith("SET CONTEXT") for c, _ in ch.commands)  # dialplan goes on
+    assert srv.stats.failed == 1 and srv.stats.fallbacks == 0
+
+
 async def test_unknown_script_goes_to_the_fallback_too(serve) -> None:
     srv = await serve({"ivr": capture_script})
     ch = ScriptedChannel()

@@ -22,6 +22,8 @@ def recording_path(engine: Engine, filename: str) -> Path | None:
         return None
     p = Path(filename)
     if p.is_absolute():
+        if p.is_relative_to(root):  # already inside the simulated file system (ccd's own dir)
+            return p
         return root / p.relative_to(p.anchor)
     return root / "var/spool/asterisk/monitor" / p
 
