@@ -49,8 +49,22 @@ class Services:
         self.stats_day = 0.0
         self.scheduler = AsyncIOScheduler(timezone="UTC")
 
+    async def sync_queue_settings(self) -> None:
+        """Wrap-up times and SL thresholds per queue from the database into the live model
+        and statistics (the same values as queues.conf, where Asterisk enforces wrap-up)."""
+        try:
+            queues = await self.directory.queues(refresh=True)
+        except Exception as exc:
+            log.warning("queue settings not refreshed (database: %s)", exc)
+            return
+        for name, q in queues.items():
+            if q.wrapup_seconds:
+                self.daemon.model.config.wrapup[name] = float(q.wrapup_seconds)
+            self.live_stats.sl_threshold[name] = float(q.sl_threshold_seconds)
+
     async def start(self) -> None:
         d = self.daemon
+        await self.sync_queue_settings()
         d.bus.subscribe("recording", self.recording)
         d.bus.subscribe("live-stats", self._live_stats)
         d.resync_hooks.append(self.agents.relog)
@@ -61,6 +75,8 @@ class Services:
                                minute=17, id="retention", max_instances=1, coalesce=True)
         self.scheduler.add_job(self.refresh_stats, "interval", minutes=5, id="stats",
                                max_instances=1, coalesce=True)
+        self.scheduler.add_job(self.sync_queue_settings, "interval", minutes=1,
+                               id="queue-settings", max_instances=1, coalesce=True)
         self.scheduler.start()
 
     async def stop(self) -> None:
@@ -72,7 +88,7 @@ class Services:
     def _live_stats(self, event: Any) -> None:
         day = interval_start(event.ts, 86400)
         if day > self.stats_day:  # a new UTC day: today's figures start from zero
-            self.live_stats = StatsCollector(self.live_stats.sl_threshold)
+            self.live_stats = StatsCollector(dict(self.live_stats.sl_threshold))
             self.stats_day = day
         self.live_stats.feed(event)
 

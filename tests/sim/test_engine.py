@@ -405,7 +405,7 @@ async def test_ccd_dialplan_routes_and_falls_back(
 
 
 async def test_ccd_dialplan_survey_after_agent_hangup(tmp_path: Path) -> None:
-    ivr = FakeIvr({"CCD_QUEUE": "support"})
+    ivr = FakeIvr({"CCD_QUEUE": "support", "CCD_SURVEY": "1"})
     sim = await _ccd_sim(tmp_path, await ivr.start())
     rec = Recorder(sim)
     call = sim.call("2000", "5551000")
