@@ -188,6 +188,13 @@ class IvrEngine:
         raise RuntimeError(f"flow {st.flow.name!r} ran {st.flow.header.max_steps} steps "
                            "without reaching an end (a loop?)")
 
+    async def _surveys(self, queue: str) -> bool:
+        try:
+            return await self.directory.queue_surveys(queue)
+        except Exception as exc:  # no survey rather than a stuck caller
+            log.warning("survey setting of queue %s unknown: %s", queue, exc)
+            return False
+
     async def _finish(self, st: CallState) -> None:
         s = st.session
         text = st.path_text
@@ -197,6 +204,7 @@ class IvrEngine:
             if st.outcome == "queue":
                 await s.set_variable("CCD_QUEUE", st.queue)
                 await s.set_variable("CCD_PRIORITY", st.priority or 0)
+                await s.set_variable("CCD_SURVEY", "1" if await self._surveys(st.queue) else "0")
             # SET VARIABLE works on a dead channel too: a caller who hung up keeps a path
             await s.set_variable("CCD_LANG", st.language)
             await s.set_variable("CCD_IVR_RESULT", st.outcome)

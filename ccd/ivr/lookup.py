@@ -99,6 +99,10 @@ class Directory(Protocol):
 
     async def calendar_rows(self, tenant_id: int, calendar: str) -> CalendarRows: ...
 
+    async def queue_surveys(self, queue: str) -> bool:
+        """Whether callers of ``queue`` are offered the post-call survey."""
+        ...
+
     async def save_callback(self, req: CallbackRequest) -> bool:
         """Store a callback request; False if one is already pending for that number."""
         ...
@@ -120,6 +124,10 @@ class MemoryDirectory:
     calendars: dict[tuple[int, str], CalendarRows] = field(default_factory=dict)
     callbacks: list[CallbackRequest] = field(default_factory=list)
     sessions: list[IvrRecord] = field(default_factory=list)
+    survey_queues: set[str] = field(default_factory=set)
+
+    async def queue_surveys(self, queue: str) -> bool:
+        return queue in self.survey_queues
 
     def add_customer(self, tenant_id: int, customer: Customer, *phones: str) -> None:
         for p in phones:
@@ -186,6 +194,14 @@ class PgDirectory:
         async with asyncio.timeout(self.timeout), self.pool.connection() as conn:
             cur = await conn.execute(sql, params)
             return await cur.fetchall()
+
+    async def queue_surveys(self, queue: str) -> bool:
+        key = ("surveys", queue)
+        hit = self._cached(key)
+        if hit is not None:
+            return bool(hit)
+        row = await self._one("SELECT surveys FROM queues WHERE name = %s", (queue,))
+        return bool(self._store(key, bool(row and row[0])))
 
     async def resolve(self, did: str) -> tuple[Tenant, str | None]:
         key = ("did", did)

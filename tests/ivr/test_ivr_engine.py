@@ -117,6 +117,18 @@ async def test_account_number_luhn_check_and_lookup_vip(ivr) -> None:
     assert d.sessions[0].customer_id == 42
 
 
+async def test_survey_flag_follows_the_queue(ivr) -> None:
+    d = MemoryDirectory(survey_queues={"support"})
+    h = await ivr(directory=d)
+    ch = ScriptedChannel(["2", "1", ACCOUNT + "#"])  # unknown account: support queue
+    assert await h.call(ch) == SUCCESS
+    assert (ch.variables["CCD_QUEUE"], ch.variables["CCD_SURVEY"]) == ("support", "1")
+    d.survey_queues.clear()
+    ch = ScriptedChannel(["2", "1", ACCOUNT + "#"])
+    assert await h.call(ch) == SUCCESS
+    assert ch.variables["CCD_SURVEY"] == "0"
+
+
 async def test_unknown_account_goes_to_tech(ivr) -> None:
     h = await ivr()
     ch = ScriptedChannel(["2", "1", ACCOUNT + "#"])
