@@ -8,6 +8,7 @@ import logging
 from typing import Any
 
 from ccd.agi.server import AgiServer, settle_heap
+from ccd.campaigns.agi import campaign_routes
 from ccd.config import Config, redact_url
 from ccd.daemon import Daemon
 from ccd.ivr.app import open_routes
@@ -63,6 +64,11 @@ async def run_daemon(config: Config, *, ready: asyncio.Event | None = None,
                                    default_flow=config.ivr.default_flow,
                                    default_country=config.ivr.default_country) as routes:
                 agi = AgiServer.from_config(config.agi, routes)
+                # post-call survey and notification calls: a failure there must not put the
+                # caller back in a queue, so they do not use the IVR fallback
+                for name, handler in campaign_routes(pool,
+                                                     recording_dir=config.recording.dir).items():
+                    agi.route(name, handler, fallback=False)
                 await agi.start()
                 daemon.agi = agi
                 await services.start()

@@ -51,6 +51,7 @@ def main() -> None:
 
 # sub-command modules register themselves on `cli`
 from ccd.cli import admin as _admin  # noqa: E402,F401
+from ccd.cli import campaign as _campaign  # noqa: E402,F401
 from ccd.cli import daemon_cmds as _daemon_cmds  # noqa: E402,F401
 from ccd.cli import db as _db  # noqa: E402,F401
 from ccd.cli import demo as _demo  # noqa: E402,F401

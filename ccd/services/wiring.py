@@ -11,6 +11,7 @@ from typing import Any
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from ccd.api import ApiError
+from ccd.campaigns.service import CampaignService
 from ccd.config import Config
 from ccd.daemon import Daemon
 from ccd.jobs import stats as stats_job
@@ -48,6 +49,7 @@ class Services:
         self.live_stats = StatsCollector()
         self.stats_day = 0.0
         self.scheduler = AsyncIOScheduler(timezone="UTC")
+        self.campaigns = CampaignService(config, daemon, url, self.scheduler)
 
     async def sync_queue_settings(self) -> None:
         """Wrap-up times and SL thresholds per queue from the database into the live model
@@ -77,9 +79,13 @@ class Services:
                                max_instances=1, coalesce=True)
         self.scheduler.add_job(self.sync_queue_settings, "interval", minutes=1,
                                id="queue-settings", max_instances=1, coalesce=True)
+        for name, fn in self.campaigns.methods().items():
+            d.api.register(name, fn)
+        await self.campaigns.start()
         self.scheduler.start()
 
     async def stop(self) -> None:
+        await self.campaigns.stop()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
 
