@@ -72,6 +72,13 @@ async def test_queue_call_and_recording_commands(stack) -> None:
     await stack.until(lambda: stack.row("SELECT count(*) FROM recording_pauses WHERE call_id"
                                         " = %s AND resumed_at IS NOT NULL", cid) == (1,),
                       what="stored resume")
+    assert "recording stop" in await ccd(stack, "call", "record-stop", cid)
+    await stack.until(lambda: not any(c.recording for c in stack.daemon.model.calls[cid]
+                                      .channels.values()), what="recording stopped")
+    r = json.loads(await ccd(stack, "call", "record-start", cid, "--json"))
+    assert r["recording"].endswith(f"/{cid}.wav") and not r.get("already")
+    await stack.until(lambda: any(c.recording for c in stack.daemon.model.calls[cid]
+                                  .channels.values()), what="recording again")
     err = await ccd(stack, "call", "transfer", cid, "number:+1234", code=2)
     assert "not allowed for this tenant" in err  # no dial pattern of the tenant matches
     err = await ccd(stack, "call", "transfer", cid, "number:555 123;4", code=2)
