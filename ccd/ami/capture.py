@@ -4,6 +4,7 @@ remain are exactly what Asterisk sent."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 
@@ -22,3 +23,36 @@ def server_bytes(data: bytes) -> bytes:
 def read_capture(path: str | Path) -> bytes:
     """The server byte stream of a capture file."""
     return server_bytes(Path(path).read_bytes())
+
+
+def timed_chunks(data: bytes) -> list[tuple[float, bytes]]:
+    """The server bytes of a capture in pieces, each with its receive time (epoch seconds).
+
+    Uses the captures' ``# start_epoch=`` header and ``# t=<seconds>`` lines, so events
+    without a ``Timestamp`` field (``timestampevents=no``) still get a time. A plain AMI
+    log without those lines is one piece with time 0.
+    """
+    start = 0.0
+    t = 0.0
+    out: list[tuple[float, bytes]] = []
+    buf = bytearray()
+    for line in data.splitlines(keepends=True):
+        if line.startswith(b"#") and not line.endswith(b"\r\n"):
+            text = line.decode("utf-8", "replace")
+            if "start_epoch=" in text:
+                with contextlib.suppress(ValueError, IndexError):
+                    start = float(text.split("start_epoch=", 1)[1].split()[0])
+            elif text.startswith("# t="):
+                try:
+                    new_t = float(text[4:].split()[0])
+                except (ValueError, IndexError):
+                    continue
+                if buf:
+                    out.append((start + t if start else 0.0, bytes(buf)))
+                    buf.clear()
+                t = new_t
+            continue
+        buf += line
+    if buf:
+        out.append((start + t if start else 0.0, bytes(buf)))
+    return out

@@ -12,7 +12,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from ccd.ami.capture import read_capture
+from ccd.ami.capture import timed_chunks
 from ccd.ami.ingest import Ingest
 from ccd.cli.main import EXIT_NOT_FOUND, cli, pass_ctx
 from ccd.model.domain import CallEnded, DomainEvent
@@ -22,7 +22,9 @@ from ccd.model.live import LiveModel
 def replay_file(path: Path, model: LiveModel) -> tuple[list[DomainEvent], Ingest]:
     """Run a recorded AMI stream through the real ingest path; flush wrap-ups at the end."""
     ingest = Ingest(model)
-    events = ingest.feed(read_capture(path))
+    events: list[DomainEvent] = []
+    for now, chunk in timed_chunks(path.read_bytes()):
+        events.extend(ingest.feed(chunk, now))
     tail = ingest.splitter.close()
     if tail:
         events.extend(ingest.frame(tail))

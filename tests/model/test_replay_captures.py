@@ -274,3 +274,18 @@ def test_every_capture_replays_cleanly() -> None:
         for r in records(events):
             assert r.end is not None and r.total_seconds >= r.talk_seconds >= 0
             assert r.hangup_by in ("caller", "agent", "system", "customer")
+
+
+def test_without_timestamp_fields_the_capture_times_are_used(tmp_path: Path) -> None:
+    """manager.conf timestampevents=no: no Timestamp field; receive times stand in."""
+    src = next(CAPTURES.glob("scenario01*.ami")).read_bytes()
+    stripped = re.sub(rb"Timestamp: [0-9.]+\r\n", b"", src)
+    assert b"Timestamp:" not in stripped
+    path = tmp_path / "no-timestamps.ami"
+    path.write_bytes(stripped)
+    events, _ = replay_file(path, LiveModel())
+    [r] = records(events)
+    # receive times (# t= lines + start_epoch) differ from Asterisk's stamps by < 2 ms
+    assert r.talk_seconds == pytest.approx(6.011, abs=0.01)
+    assert r.total_seconds == pytest.approx(11.894, abs=0.01)
+    assert r.start == pytest.approx(1795465016.78, abs=0.01)
