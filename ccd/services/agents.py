@@ -13,13 +13,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ccd.ami.client import AmiClient, AmiError, AmiNotConnected
+from ccd.ami.client import AmiClient
 from ccd.api import ApiError
 from ccd.model.live import Agent, LiveModel
-from ccd.services.directory import EXIT_NOT_FOUND, EXIT_USAGE, Directory
+from ccd.services.directory import EXIT_NOT_FOUND, EXIT_USAGE, Directory, send_action
 
 log = logging.getLogger(__name__)
-EXIT_UNAVAILABLE = 3
 
 
 def agent_view(agent: Agent | None, now: float) -> dict[str, Any]:
@@ -42,18 +41,7 @@ class AgentService:
 
     async def _send(self, action: str, fields: dict[str, Any],
                     ok_errors: tuple[str, ...] = ()) -> None:
-        try:
-            await self.ami.command(action, fields)
-        except AmiNotConnected as exc:
-            raise ApiError(f"Asterisk is not connected ({exc}); try again when `ccd status` "
-                           "shows the AMI link up", EXIT_UNAVAILABLE) from exc
-        except AmiError as exc:
-            msg = exc.response.get("Message", str(exc))
-            if any(e.lower() in msg.lower() for e in ok_errors):
-                return
-            raise ApiError(f"Asterisk refused {action}: {msg}") from exc
-        except TimeoutError as exc:
-            raise ApiError(f"Asterisk did not answer {action} in time", EXIT_UNAVAILABLE) from exc
+        await send_action(self.ami, action, fields, ok_errors)
 
     async def _confirm(self, interface: str, pred: Any) -> dict[str, Any]:
         end = time.monotonic() + self.confirm_timeout

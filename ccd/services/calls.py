@@ -15,14 +15,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ccd.ami.client import AmiClient, AmiError, AmiNotConnected
+from ccd.ami.client import AmiClient
 from ccd.api import ApiError
 from ccd.config import Config
 from ccd.model.live import Call, LiveModel
-from ccd.services.directory import EXIT_NOT_FOUND, EXIT_USAGE, Directory, check_number
+from ccd.services.directory import (
+    EXIT_NOT_FOUND,
+    EXIT_USAGE,
+    Directory,
+    check_number,
+    send_action,
+)
 
 log = logging.getLogger(__name__)
-EXIT_UNAVAILABLE = 3
 #: ChanSpy options: q quiet, w whisper, B barge, E exit when the spied channel hangs up
 SPY_OPTIONS = {"listen": "qE", "whisper": "qwE", "barge": "qBE"}
 
@@ -65,15 +70,7 @@ class CallService:
         self.directory = directory
 
     async def _send(self, action: str, fields: dict[str, Any]) -> dict[str, str]:
-        try:
-            return (await self.ami.command(action, fields)).fields
-        except AmiNotConnected as exc:
-            raise ApiError(f"Asterisk is not connected ({exc})", EXIT_UNAVAILABLE) from exc
-        except AmiError as exc:
-            raise ApiError(f"Asterisk refused {action}: "
-                           f"{exc.response.get('Message', str(exc))}") from exc
-        except TimeoutError as exc:
-            raise ApiError(f"Asterisk did not answer {action} in time", EXIT_UNAVAILABLE) from exc
+        return await send_action(self.ami, action, fields)
 
     def get(self, call_id: str) -> Call:
         call = self.model.calls.get(call_id)

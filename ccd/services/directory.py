@@ -13,9 +13,10 @@ from typing import Any
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from ccd.ami.client import AmiClient, AmiError, AmiNotConnected
 from ccd.api import ApiError
 
-EXIT_NOT_FOUND, EXIT_USAGE = 4, 2
+EXIT_NOT_FOUND, EXIT_USAGE, EXIT_UNAVAILABLE = 4, 2, 3
 
 
 @dataclass(slots=True)
@@ -123,6 +124,26 @@ class Directory:
             "SELECT s.agent_id, s.interface, s.paused, s.pause_reason, a.name "
             "FROM agent_sessions s JOIN agents a ON a.id = s.agent_id "
             "WHERE s.logout_at IS NULL ORDER BY s.id")
+
+
+async def send_action(ami: AmiClient, action: str, fields: dict[str, Any],
+                      ok_errors: tuple[str, ...] = ()) -> dict[str, str]:
+    """Send one AMI action for a service; Asterisk's refusals become :class:`ApiError`.
+
+    ``ok_errors`` are error messages that mean "already done" (QueueAdd: Already there).
+    """
+    try:
+        return (await ami.command(action, fields)).fields
+    except AmiNotConnected as exc:
+        raise ApiError(f"Asterisk is not connected ({exc}); try again when `ccd status` "
+                       "shows the AMI link up", EXIT_UNAVAILABLE) from exc
+    except AmiError as exc:
+        msg = exc.response.get("Message", str(exc))
+        if any(e.lower() in msg.lower() for e in ok_errors):
+            return exc.response
+        raise ApiError(f"Asterisk refused {action}: {msg}") from exc
+    except TimeoutError as exc:
+        raise ApiError(f"Asterisk did not answer {action} in time", EXIT_UNAVAILABLE) from exc
 
 
 NUMBER = re.compile(r"^\+?[0-9]{1,20}$")
