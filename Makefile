@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test bench lint sysdeps venv clean
+.PHONY: run test bench lint assets venv clean
 
 $(STAMP): pyproject.toml
 	@scripts/sysdeps.sh base
@@ -19,15 +19,19 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-run: $(STAMP)
+# the panel's JavaScript (socket.io-client, chart.js) from npm, served by ccd itself
+assets:
+	@scripts/assets.sh
+
+run: $(STAMP) assets
 	$(BIN)/ccd demo
 
-test: $(STAMP)
+test: $(STAMP) assets
 	@scripts/sysdeps.sh test
 	$(BIN)/ruff check ccd tests bench
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: $(STAMP)
+bench: $(STAMP) assets
 	@set -e; for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b; done
 
 lint: $(STAMP)

@@ -53,3 +53,7 @@ class DaemonBridge:
     def subscribe(self, name: str, fn: Callable[[DomainEvent], None]) -> None:
         """Receive every domain event (called on the loop thread)."""
         self.loop.call_soon_threadsafe(self.daemon.bus.subscribe, name, fn)
+
+    def unsubscribe(self, fn: Callable[[DomainEvent], None]) -> None:
+        """Stop receiving domain events."""
+        self.loop.call_soon_threadsafe(self.daemon.bus.unsubscribe, fn)

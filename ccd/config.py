@@ -99,12 +99,14 @@ class WebConfig(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     secret_key: SecretStr = SecretStr("")  # empty: generated into <data_dir>/web.key
-    cookie_secure: bool = Field(False, description="true behind HTTPS (production)")
+    cookie_secure: bool = Field(True, description="Secure session cookies (HTTPS); the "
+                                "plain-http localhost demo turns it off")
     heartbeat_timeout: float = Field(30.0, gt=0,
                                      description="panel silent this long = paused")
     message_queue: str = Field("", description="redis://... to run several panel workers")
     lockout_attempts: int = Field(5, ge=1)
     lockout_minutes: int = Field(15, ge=1)
+    pool_max: int = Field(8, ge=1, description="database connections of the panel")
 
 
 class ApiConfig(_Section):

@@ -8,6 +8,7 @@ import logging
 from typing import Any
 
 from ccd.agi.server import AgiServer, settle_heap
+from ccd.bridge import DaemonBridge
 from ccd.campaigns.agi import campaign_routes
 from ccd.config import Config, redact_url
 from ccd.daemon import Daemon
@@ -17,6 +18,7 @@ from ccd.store import migrate
 from ccd.store.db import DatabaseUnavailable, open_async_pool
 from ccd.store.embedded import database_url
 from ccd.store.writer import EventWriter
+from ccd.web.server import Panel, register_methods, start_panel
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +61,7 @@ async def run_daemon(config: Config, *, ready: asyncio.Event | None = None,
             extra["daemon"] = daemon
             extra["services"] = services
         agi: AgiServer | None = None
+        panel: Panel | None = None
         try:
             async with open_routes(flows_dir=config.ivr.flows_dir, pool=pool,
                                    default_flow=config.ivr.default_flow,
@@ -73,11 +76,23 @@ async def run_daemon(config: Config, *, ready: asyncio.Event | None = None,
                 daemon.agi = agi
                 await services.start()
                 await daemon.start()
+                if config.web.enabled:
+                    register_methods(daemon, services)  # API method "stats.today"
+                    bridge = DaemonBridge(daemon, asyncio.get_running_loop())
+                    try:
+                        panel = await asyncio.to_thread(start_panel, config, bridge, url)
+                    except OSError as exc:
+                        log.error("panel not started on %s:%s: %s", config.web.host,
+                                  config.web.port, exc)
+                    if extra is not None:
+                        extra["panel"] = panel
                 settle_heap()  # after start-up: keeps full GCs off the event loop
                 if ready is not None:
                     ready.set()
                 await daemon.wait_stopped()
         finally:
+            if panel is not None:
+                await asyncio.to_thread(panel.stop)
             if agi is not None:
                 await agi.close()
             await services.stop()

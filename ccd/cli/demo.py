@@ -77,6 +77,7 @@ async def run_demo(config: Config, calls_per_minute: float, agents: int, handle_
     config.recording.dir = recordings
     if config.agi.port == 4573:  # the demo never competes for the well-known port
         config.agi.port = _free_port(config.agi.host)
+    config.web.cookie_secure = False  # the demo panel is plain http on localhost
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -194,7 +194,8 @@ class Services:
                 return await calls.hangup(call_id)
             if what == "transfer":
                 return await calls.transfer(call_id, _str(p, "target"),
-                                            attended=bool(p.get("attended")))
+                                            attended=bool(p.get("attended")),
+                                            agent=p.get("agent"))
             if what == "record":
                 return await calls.record(call_id, _str(p, "what"))
             if what in ("hold", "unhold"):

@@ -46,7 +46,7 @@ async def test_ccd_run_end_to_end(ami, db_url: str, tmp_path: Path) -> None:
     env = {**os.environ, "CCD_DATA_DIR": str(tmp_path), "CCD_AMI_PORT": str(ami.port),
            "CCD_AMI_SECRET": "ccdsecret", "CCD_DATABASE_URL": db_url,
            "CCD_STORE_FLUSH_INTERVAL": "0.1", "CCD_LOG_FORMAT": "json",
-           "CCD_AGI_PORT": "0"}
+           "CCD_AGI_PORT": "0", "CCD_WEB_PORT": "0"}
     env.pop("CCD_CONFIG", None)
     log_path = tmp_path / "ccd.log"
     with log_path.open("w") as log:

@@ -86,7 +86,8 @@ async def stack(db_url: str, tmp_path: Path) -> AsyncIterator[Stack]:
            "CCD_AGI_PORT": str(agi_port), "CCD_STORE_FLUSH_INTERVAL": "0.05",
            "CCD_AMI_PING_INTERVAL": "0.3", "CCD_AMI_PING_TIMEOUT": "0.5",
            "CCD_AMI_BACKOFF_INITIAL": "0.05", "CCD_AMI_BACKOFF_MAX": "0.3",
-           "CCD_RECORDING_DIR": str(recordings)}
+           "CCD_RECORDING_DIR": str(recordings), "CCD_WEB_PORT": "0",
+           "CCD_WEB_COOKIE_SECURE": "false"}
     opts = SimOptions(ami_port=0, agi=f"127.0.0.1:{agi_port}", time_scale=SCALE,
                       recording_root=recordings)
     cfg0 = load(None, env)

@@ -1,0 +1,2 @@
+"""The agent and supervisor panel: Flask + Flask-SocketIO inside the daemon
+(:func:`ccd.web.server.start_panel`)."""
