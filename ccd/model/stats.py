@@ -9,8 +9,8 @@ Definitions (also in the README):
   and without hanging up (queue timeout, empty queue ...).
 * ``answered_in_sl``: answered with a wait <= the queue's service-level threshold T.
   ``abandoned_short``: abandoned with a wait < T; they are *excluded* from the
-  service level, as QueueMetrics and Wazo do:
-  ``service_level = answered_in_sl / (offered - abandoned_short)``.
+  service level, as QueueMetrics and Wazo do, and so are callers still waiting:
+  ``service_level = answered_in_sl / (answered + abandoned + exited - abandoned_short)``.
 * ``asa`` (average speed of answer) = total wait of answered entries / answered.
 * ``avg_wait`` and ``longest_wait`` cover every entry that finished waiting
   (answered, abandoned, exited); ``avg_abandon_wait`` only the abandoned ones.
@@ -61,7 +61,8 @@ class QueueInterval:
 
     @property
     def service_level(self) -> float | None:
-        base = self.offered - self.abandoned_short
+        # only entries whose wait is over: a caller still waiting is neither in nor out
+        base = self.answered + self.abandoned + self.exited - self.abandoned_short
         return None if base <= 0 else round(100.0 * self.answered_in_sl / base, 2)
 
     @property

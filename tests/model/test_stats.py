@@ -96,5 +96,15 @@ def test_exits_and_unfinished_waits() -> None:
     [row] = st.queue_rows()
     assert (row["offered"], row["exited"], row["abandoned"], row["abandoned_short"]) == \
         (2, 1, 1, 1)
-    assert row["service_level"] == 0.0  # 0 answered in SL / (2 offered - 1 short abandon)
+    assert row["service_level"] == 0.0  # 0 answered in SL / (1 exit + 1 abandon - 1 short)
     assert row["longest_wait"] == 30.0
+
+
+def test_callers_still_waiting_do_not_count_in_the_service_level() -> None:
+    st = StatsCollector({"q": 20})
+    t = 1_800_000_000.0
+    st.feed(d.CallQueued(t, "c1", "q", 1, 1, "", ""))
+    st.feed(d.CallAnswered(t + 5, "c1", "q", "PJSIP/1001", "A", "PJSIP/1001-1", 5.0))
+    st.feed(d.CallQueued(t + 6, "c2", "q", 1, 1, "", ""))  # still waiting
+    [row] = st.queue_rows()
+    assert (row["offered"], row["answered"], row["service_level"]) == (2, 1, 100.0)
