@@ -4,8 +4,8 @@ Method
 ------
 1. Flow: the shipped ``support`` flow (ccd/ivr/flows/support.toml) with its calendar made
    24/7, so every run takes the same path. Every caller does the same thing: English (2),
-   orders (2), order number 8123456789 -> set node -> queue ``support``. That is 14 AGI
-   commands per session (GET DATA x3, STREAM FILE x2, SET VARIABLE x9). Storage is the
+   orders (2), order number 8123456789 -> set node -> queue ``support``. That is 15 AGI
+   commands per session (GET DATA x3, STREAM FILE x2, SET VARIABLE x10). Storage is the
    in-memory directory in both contenders (no database: this measures AGI, not SQL).
 2. The Asterisk side is the simulator's AGI client (``ccd.sim.agi_client``) with a
    scripted caller, in this process. Every session's replies are checked (AGISTATUS
@@ -57,7 +57,7 @@ TARGET_P99_MS = 10.0
 INPUTS = ["2", "2", "8123456789"]
 PATH = ("identify(not_found)>language=2>welcome>hours(open)>main=2>order=8123456789>"
         "tag_order>tech(support/0)")
-COMMANDS = 14
+COMMANDS = 15
 
 
 def bench_flows(directory: Path) -> Path:
