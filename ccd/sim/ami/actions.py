@@ -470,30 +470,36 @@ async def redirect(d: Dispatcher, s: Session, m: Message) -> None:
         transfer.redirect(d.engine, extra, xctx, xext, xpri or 1)
 
 
-@action("BlindTransfer", "call")
-async def blind_transfer(d: Dispatcher, s: Session, m: Message) -> None:
+def _transfer_request(d: Dispatcher, s: Session, m: Message) -> tuple[Channel, str] | None:
+    """Channel and Exten of BlindTransfer / Atxfer, or None after answering the error."""
     name = m.get("Channel").strip()
     if not name:
         d.error(s, m, "No channel specified")
-        return
+        return None
     exten = m.get("Exten").strip()
     if not exten:
         d.error(s, m, "No extension specified")
-        return
+        return None
     ch = d.channel(name)
     if ch is None:
         d.error(s, m, "Channel specified does not exist")
+        return None
+    return ch, exten
+
+
+@action("BlindTransfer", "call")
+async def blind_transfer(d: Dispatcher, s: Session, m: Message) -> None:
+    req = _transfer_request(d, s, m)
+    if req is None:
         return
+    ch, exten = req
     context = m.get("Context").strip() or ch.context
-    problem = ""
     if (
         ch.bridge is None
         or len(ch.bridge.channels) < 2
         or not d.engine.config.dialplan.exists(context, exten)
     ):
-        problem = "Transfer invalid"
-    if problem:
-        d.error(s, m, problem)
+        d.error(s, m, "Transfer invalid")
         return
     d.ok(s, m, "Transfer succeeded")
     transfer.blind_transfer(d.engine, ch, exten, context)
@@ -501,18 +507,10 @@ async def blind_transfer(d: Dispatcher, s: Session, m: Message) -> None:
 
 @action("Atxfer", "call")
 async def atxfer(d: Dispatcher, s: Session, m: Message) -> None:
-    name = m.get("Channel").strip()
-    if not name:
-        d.error(s, m, "No channel specified")
+    req = _transfer_request(d, s, m)
+    if req is None:
         return
-    exten = m.get("Exten").strip()
-    if not exten:
-        d.error(s, m, "No extension specified")
-        return
-    ch = d.channel(name)
-    if ch is None:
-        d.error(s, m, "Channel specified does not exist")
-        return
+    ch, exten = req
     if not d.engine.config.features.atxfer:
         d.error(s, m, "No attended transfer feature code found")
         return
