@@ -8,6 +8,7 @@ tenant's dial patterns (digits and a leading + only).
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -28,6 +29,7 @@ from ccd.services.directory import (
 )
 
 log = logging.getLogger(__name__)
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 #: ChanSpy options: q quiet, w whisper, B barge, E exit when the spied channel hangs up
 SPY_OPTIONS = {"listen": "qE", "whisper": "qwE", "barge": "qBE"}
 
@@ -159,6 +161,10 @@ class CallService:
         raise ApiError(f"call {call_id} is not connected to an agent", EXIT_USAGE)
 
     def recording_path(self, tenant_slug: str, call_id: str, ts: float) -> Path:
+        """``<dir>/<tenant>/<YYYY>/<MM>/<DD>/<call id>.wav``; ids come from Asterisk but are
+        still checked before they become a file name."""
+        if not SAFE_NAME.fullmatch(call_id) or not SAFE_NAME.fullmatch(tenant_slug):
+            raise ApiError(f"refusing a recording name built from {call_id!r}", EXIT_USAGE)
         day = datetime.fromtimestamp(ts, UTC)
         return (self.config.recording.dir / tenant_slug / f"{day:%Y}" / f"{day:%m}"
                 / f"{day:%d}" / f"{call_id}.{self.config.recording.format}")
