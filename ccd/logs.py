@@ -14,8 +14,10 @@ class _Text(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
         extra = " ".join(f"{k}={v!r}" for k, v in record.__dict__.items() if k not in _STD)
-        line = f"{ts}.{int(record.msecs):03d}Z {record.levelname:<7} {record.name}: " \
-               f"{record.getMessage()}"
+        # one record, one line: CR/LF in a message (a caller name from a trunk) cannot forge
+        # further log lines
+        msg = record.getMessage().replace("\r", "\\r").replace("\n", "\\n")
+        line = f"{ts}.{int(record.msecs):03d}Z {record.levelname:<7} {record.name}: {msg}"
         if extra:
             line += " " + extra
         if record.exc_info:
