@@ -10,7 +10,7 @@ import contextlib
 import logging
 import signal
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -66,6 +66,7 @@ class Daemon:
         self.writer: Any = None
         self.pool: Any = None
         self.agi: Any = None
+        self.metrics: Any = None  # ccd.metrics.DaemonCollector when [metrics] port is set
         self._stopped = False
         self.client = AmiClient(config.ami, self._on_event, self._on_connect,
                                 self._on_disconnect)
@@ -152,6 +153,10 @@ class Daemon:
             await asyncio.sleep(1.0)
             try:
                 self.publish(self.model.tick(self.model_now()))
+                if self.metrics is not None:
+                    self.metrics.refresh(
+                        self.status(), Counter(a.state for a in self.model.agents.values()),
+                        {q.name: len(q.waiting) for q in self.model.queues.values()})
             except Exception:
                 log.exception("model tick failed")
 
@@ -202,6 +207,10 @@ class Daemon:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self._stop.set)
         await self.api.start()
+        if self.config.metrics.port:
+            from ccd.metrics import serve
+
+            self.metrics = serve(self.config.metrics.host, self.config.metrics.port)
         self.client.start()
         self._tasks.append(asyncio.create_task(self._ticker(), name="model-tick"))
 

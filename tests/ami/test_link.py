@@ -202,3 +202,26 @@ def test_backoff_grows_with_jitter() -> None:
     assert all(0.5 <= x <= 1.0 for x in samples[0])
     assert all(15 <= x <= 30 for x in samples[7])
     assert len({round(x, 6) for x in samples[3]}) > 10  # jittered, not a fixed schedule
+
+
+async def test_prometheus_metrics(tmp_path: Path, ami) -> None:  # noqa: ANN001
+    import socket
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = make_config(tmp_path, ami.port)
+    cfg.metrics.port = port
+    d = Daemon(cfg)
+    await d.start()
+    try:
+        await until(lambda: d.client.connected and d.metrics is not None
+                    and d.metrics.snapshot, timeout=5)
+        body = await asyncio.to_thread(
+            lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5)
+            .read().decode())
+        assert "ccd_ami_connected 1.0" in body
+        assert "ccd_calls_in_progress 0.0" in body
+    finally:
+        await d.stop()
