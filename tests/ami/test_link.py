@@ -204,7 +204,7 @@ def test_backoff_grows_with_jitter() -> None:
     assert len({round(x, 6) for x in samples[3]}) > 10  # jittered, not a fixed schedule
 
 
-async def test_prometheus_metrics(tmp_path: Path, ami) -> None:  # noqa: ANN001
+async def test_prometheus_metrics(tmp_path: Path, ami) -> None:
     import socket
     import urllib.request
 
