@@ -21,6 +21,7 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 from werkzeug.wrappers import Response
 
+from ccd.api import ApiError
 from ccd.services.agents import agent_view
 from ccd.services.calls import call_view
 from ccd.web.app import ctx, current_user, json_error, login_required
@@ -342,6 +343,7 @@ def wallboard() -> Response:
         a["call"] = c.hub.call_brief(a["call_id"]) if a.get("call_id") else None
     return ok({"queues": c.hub.queue_rows(u.tenant_id), "agents": agents,
                "stats": c.hub.stats_today(u.tenant_id),
+               "campaigns": campaign_rows(u.tenant_id),
                "pause_reasons": c.bridge.call("pause_reasons", {"tenant_id": u.tenant_id}),
                "now": time.time()})
 
@@ -370,3 +372,57 @@ def supervise(agent_id: str, action: str) -> Response:
     if action in ("unpause", "logout"):
         return ok(c.bridge.call("agent", {"action": action, "agent": a["interface"]}))
     raise Refused(f"unknown action {action!r}", 404)
+
+
+# ---------------------------------------------------------------------- campaigns
+
+
+def campaign_rows(tenant_id: int) -> list[dict[str, Any]]:
+    """The tenant's campaigns as the wallboard shows them (live from the dialer)."""
+    try:
+        rows = ctx().bridge.call("campaigns.status", {"tenant_id": tenant_id})
+    except ApiError:
+        return []
+    out = []
+    for r in rows:
+        ab = r.get("abandonment") or {}
+        out.append({"name": r.get("name"), "mode": r.get("mode"), "kind": r.get("kind"),
+                    "state": r.get("state"), "queue": r.get("queue"),
+                    "dialling": r.get("dialling"), "contacts": r.get("contacts") or {},
+                    "in_flight": r.get("in_flight") or {}, "abandonment": ab})
+    return out
+
+
+@bp.get("/campaigns")
+@login_required("supervisor")
+def campaigns() -> Response:
+    return ok(campaign_rows(user().tenant_id))
+
+
+@bp.get("/preview")
+@login_required()
+def preview_campaigns() -> Response:
+    """Running preview campaigns of the agent's queues (the agent console's list)."""
+    u = agent_user()
+    iface = u.agent_interface
+    queues = ctx().bridge.read(lambda m: set(m.agents[iface].memberships)
+                               if iface in m.agents else set())
+    rows = [r for r in campaign_rows(u.tenant_id)
+            if r["mode"] == "preview" and r["state"] == "running" and r["queue"] in queues]
+    return ok([{"name": r["name"], "queue": r["queue"]} for r in rows])
+
+
+@bp.post("/preview/<campaign>/<action>")
+@login_required()
+def preview(campaign: str, action: str) -> Response:
+    """Preview dialling: ``next`` reserves a contact for the agent, ``dial`` calls it from
+    the agent's phone, ``skip`` puts it back for later. The agent and the tenant are the
+    logged-in user's, never taken from the request."""
+    u = agent_user()
+    params: dict[str, Any] = {"campaign": campaign[:64], "agent": u.agent_interface,
+                              "tenant_id": u.tenant_id}
+    if action in ("dial", "skip"):
+        params["contact_id"] = str(int_id(body().get("contact_id")))
+    elif action != "next":
+        raise Refused(f"unknown action {action!r}", 404)
+    return ok(ctx().bridge.call(f"campaign.preview.{action}", params))

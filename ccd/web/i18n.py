@@ -38,6 +38,17 @@ _T: dict[str, tuple[str, str]] = {
     "pbx_down": ("The phone system is not reachable.", "电话系统无法连接。"),
     "no_agent": ("Your user has no phone (agent) assigned.", "您的账户未绑定坐席分机。"),
     "done": ("Done.", "已完成。"),
+    # campaigns (preview dialling, wallboard)
+    "campaigns": ("Campaigns", "外呼活动"),
+    "campaign": ("Campaign", "活动"),
+    "mode": ("Mode", "模式"),
+    "contacts_left": ("Contacts to call", "待呼联系人"),
+    "ringing": ("Ringing", "振铃中"),
+    "abandon_rate": ("Abandoned (limit 3%)", "放弃率(上限 3%)"),
+    "preview_title": ("Preview dialling", "预览式外呼"),
+    "preview_next": ("Next contact", "下一个联系人"),
+    "preview_skip": ("Later", "稍后"),
+    "preview_none": ("No contact is due now.", "当前没有待呼联系人。"),
     "waiting_confirmation": ("Sent; waiting for the phone system to confirm.",
                              "已发送,等待电话系统确认。"),
     "none": ("none", "无"),
@@ -198,7 +209,7 @@ JS_KEYS = (
     "recording_muted", "wrapup_saved", "listen", "whisper", "barge", "force_pause",
     "force_logout", "offered", "answered", "abandoned", "chart_sl", "forbidden", "customer",
     "status_new", "status_open", "status_pending", "status_resolved", "status_closed",
-    "new_ticket", "queue", "wait", "agent",
+    "new_ticket", "queue", "wait", "agent", "preview_none", "dial",
 )
 
 

@@ -267,6 +267,58 @@
     } catch (e) { message(e.message, true); }
   });
 
+  // ------------------------------------------------------------------ preview dialling
+
+  const P = { contact: null };
+
+  async function loadPreview() {
+    let rows = [];
+    try { rows = await api("GET", "/api/preview"); } catch (e) { return; }
+    const sel = $("preview-campaign");
+    clear(sel);
+    for (const r of rows) sel.appendChild(el("option", { value: r.name }, r.name + " (" + r.queue + ")"));
+    $("preview-card").hidden = rows.length === 0;
+  }
+
+  function showContact(c) {
+    P.contact = c;
+    $("preview-contact").hidden = !c;
+    if (!c) return;
+    $("preview-name").textContent = c.name || "";
+    $("preview-number").textContent = c.e164;
+    const data = $("preview-data");
+    clear(data);
+    for (const [k, v] of Object.entries(c.data || {})) {
+      data.appendChild(el("dt", {}, k));
+      data.appendChild(el("dd", {}, v));
+    }
+    const hist = $("preview-history");
+    clear(hist);
+    for (const h of c.history || []) {
+      hist.appendChild(el("li", {}, [h.created_at, h.outcome, h.disposition || ""].join(" · ")));
+    }
+  }
+
+  $("preview-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const name = $("preview-campaign").value;
+    if (!name) return;
+    try {
+      const r = await api("POST", "/api/preview/" + encodeURIComponent(name) + "/next", {});
+      showContact(r.contact);
+      if (!r.contact) message(t("preview_none"), false);
+    } catch (e) { message(e.message, true); }
+  });
+  for (const [btn, action] of [["btn-preview-dial", "dial"], ["btn-preview-skip", "skip"]]) {
+    $(btn).addEventListener("click", async () => {
+      if (!P.contact) return;
+      const name = $("preview-campaign").value;
+      const r = await command("/api/preview/" + encodeURIComponent(name) + "/" + action,
+                              { contact_id: P.contact.id });
+      if (r) showContact(null);
+    });
+  }
+
   // ------------------------------------------------------------------ start
 
   async function init() {
@@ -283,6 +335,8 @@
     if (S.me.agent) renderState(Object.assign({ agent: S.me.user.agent }, S.me.agent));
     connect({ agent_state: onAgentState, pop: onPop, call: onCall, queues: renderQueues });
     setInterval(tick, 1000);
+    loadPreview();
+    setInterval(loadPreview, 30000);
   }
 
   init();

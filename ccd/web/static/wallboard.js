@@ -128,6 +128,29 @@
     charts.sl.update();
   }
 
+  function renderCampaigns(rows) {
+    const card = $("campaigns-card");
+    if (!card) return;
+    card.hidden = !rows || rows.length === 0;
+    const body = $("wb-campaigns").querySelector("tbody");
+    clear(body);
+    for (const c of rows || []) {
+      const left = (c.contacts.pending || 0) + (c.contacts.preview || 0);
+      const ab = c.abandonment || {};
+      const rate = ab.campaign_pct === undefined ? ""
+        : `${ab.campaign_pct}% · ${ab.window_pct}% (${ab.limit_pct}%)`;
+      const tr = el("tr");
+      for (const v of [c.name, c.mode, c.state, c.queue, left, (c.in_flight || {}).ringing || 0, rate]) {
+        tr.appendChild(el("td", {}, v));
+      }
+      body.appendChild(tr);
+    }
+  }
+
+  async function refreshCampaigns() {
+    try { renderCampaigns(await api("GET", "/api/campaigns")); } catch (e) { /* next time */ }
+  }
+
   async function init() {
     let wb;
     try {
@@ -146,6 +169,8 @@
     renderQueues(wb.queues);
     renderAgents();
     renderStats(wb.stats);
+    renderCampaigns(wb.campaigns);
+    setInterval(refreshCampaigns, 5000);
     connect({ queues: renderQueues, agent_state: onAgentState, call: onCall, stats: renderStats });
     setInterval(tick, 1000);
   }
