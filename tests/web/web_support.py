@@ -230,8 +230,15 @@ class Stack:
     def press(self, channel: Any, digits: str, phone: str = "2000") -> None:
         self.on_loop(lambda: self.sim.phone(phone).press(channel, digits))
 
-    def answer(self, endpoint: str) -> bool:
-        return bool(self.on_loop(lambda: self.sim.phone(endpoint).answer()))
+    def answer(self, endpoint: str, timeout: float = 5.0) -> bool:
+        """Pick up the ringing phone; the model may see AgentCalled a moment before the
+        simulated phone has the call, so this retries briefly."""
+        end = time.monotonic() + timeout
+        while not self.on_loop(lambda: self.sim.phone(endpoint).answer()):
+            if time.monotonic() > end:
+                return False
+            time.sleep(0.05)
+        return True
 
     def hangup(self, endpoint: str) -> bool:
         return bool(self.on_loop(lambda: self.sim.phone(endpoint).hangup()))
