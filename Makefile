@@ -36,7 +36,6 @@ bench: $(STAMP) assets
 
 lint: $(STAMP)
 	$(BIN)/ruff check ccd tests bench
-	$(BIN)/ruff format --check ccd tests bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
