@@ -228,7 +228,8 @@ async def test_two_instances_only_one_dials(stack, db, clock, wait_for) -> None:
     assert ra.locked != rb.locked
     first, second = (a, b) if ra.locked else (b, a)
     standby = second.svc.runners[cid]
-    assert "standby" in standby.note
+    # the second runner says "standby" once its own first tick has tried the lock
+    await wait_for(lambda: "standby" in standby.note, 10, "the other runner in standby")
     assert {x["runner"] for x in db.attempts(cid)} == {first.svc.name}
     st = {s["dialer"]: s for s in [(await first.svc.statuses("spring"))[0],
                                    (await second.svc.statuses("spring"))[0]]}
