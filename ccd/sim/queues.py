@@ -257,19 +257,21 @@ class QueueManager:
         self._event("QueueMemberRemoved", q, m)
         return None
 
+    def _memberships(self, interface: str, queue: str | None) -> list[tuple[Queue, Member]]:
+        """(queue, member) pairs for ``interface`` in ``queue``, or in every queue if None."""
+        if queue:
+            targets = [self.queues[queue]] if queue in self.queues else []
+        else:
+            targets = self.ordered()
+        return [(q, m) for q in targets if (m := q.member(interface)) is not None]
+
     def set_paused(
         self, interface: str, paused: bool, queue: str | None = None, reason: str = ""
     ) -> str | None:
         """QueuePause (all queues when ``queue`` is None). None or ``notfound``."""
-        targets = (
-            [self.queues[queue]] if queue in self.queues else ([] if queue else self.ordered())
-        )
         found = False
         now = self.engine.clock.now()
-        for q in targets:
-            m = q.member(interface)
-            if m is None:
-                continue
+        for q, m in self._memberships(interface, queue):
             found = True
             m.paused = paused
             m.paused_reason = reason
@@ -281,28 +283,18 @@ class QueueManager:
 
     def set_penalty(self, interface: str, penalty: int, queue: str | None = None) -> bool:
         found = False
-        targets = (
-            [self.queues[queue]] if queue in self.queues else ([] if queue else self.ordered())
-        )
-        for q in targets:
-            m = q.member(interface)
-            if m is not None:
-                found = True
-                m.penalty = penalty
-                self._event("QueueMemberPenalty", q, m)
+        for q, m in self._memberships(interface, queue):
+            found = True
+            m.penalty = penalty
+            self._event("QueueMemberPenalty", q, m)
         return found
 
     def set_ringinuse(self, interface: str, value: bool, queue: str | None = None) -> bool:
         found = False
-        targets = (
-            [self.queues[queue]] if queue in self.queues else ([] if queue else self.ordered())
-        )
-        for q in targets:
-            m = q.member(interface)
-            if m is not None:
-                found = True
-                m.ringinuse = value
-                self._event("QueueMemberRinginuse", q, m)
+        for q, m in self._memberships(interface, queue):
+            found = True
+            m.ringinuse = value
+            self._event("QueueMemberRinginuse", q, m)
         return found
 
     def forget_dynamic(self) -> None:
