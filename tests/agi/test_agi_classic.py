@@ -3,27 +3,51 @@
 from __future__ import annotations
 
 import io
+import re
 import sys
 from pathlib import Path
 
+import pytest
+
 from ccd.agi.classic import main
+from ccd.ivr.flow import BUILTIN_FLOWS
 from ccd.sim.agi_client import HANG_UP, HANGUP, SUCCESS, ScriptedChannel, run_classic_agi
 
 ARGV = [sys.executable, "-m", "ccd.agi.classic"]
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
-async def test_classic_agi_runs_the_ivr_in_a_process() -> None:
+@pytest.fixture
+def open_flows(tmp_path: Path) -> str:
+    """The built-in flows with the support calendar open around the clock.
+
+    The process runs on the real clock, so the shipped calendar (Shanghai office hours)
+    would send the caller to the closed branch at night and on Sundays.
+    """
+    text = (BUILTIN_FLOWS / "support.toml").read_text()
+    always = "\n".join(f'{d} = ["00:00-24:00"]' for d in DAYS)
+    text, n = re.subn(r"\[calendars\.support\]\n.*?(?=\n\[nodes\.)",
+                      f'[calendars.support]\ntimezone = "UTC"\n{always}\nholidays = []\n',
+                      text, flags=re.S)
+    assert n == 1, "support.toml's calendar section moved"
+    (tmp_path / "support.toml").write_text(text)
+    return str(tmp_path)
+
+
+async def test_classic_agi_runs_the_ivr_in_a_process(open_flows: str) -> None:
     ch = ScriptedChannel(["2", "3"])
-    status = await run_classic_agi([*ARGV, "ivr"], ch, request="ccd-agi")
+    status = await run_classic_agi([*ARGV, "--flows", open_flows, "ivr"], ch,
+                                   request="ccd-agi")
     assert status == SUCCESS
     v = ch.variables
     assert (v["CCD_QUEUE"], v["CCD_LANG"]) == ("support", "en")
-    assert v["CCD_IVR_PATH"].startswith("identify(not_found)>language=2>welcome>hours(")
+    assert v["CCD_IVR_PATH"].startswith("identify(not_found)>language=2>welcome>hours(open)")
 
 
-async def test_classic_agi_hangup_by_sighup() -> None:
+async def test_classic_agi_hangup_by_sighup(open_flows: str) -> None:
     ch = ScriptedChannel(["2", HANG_UP])  # hangs up in the main menu
-    status = await run_classic_agi([*ARGV, "ivr"], ch, request="ccd-agi")
+    status = await run_classic_agi([*ARGV, "--flows", open_flows, "ivr"], ch,
+                                   request="ccd-agi")
     assert status == HANGUP
     # after SIGHUP the script still sets the path (allowed on a dead channel) and ends
     assert ch.variables["CCD_IVR_PATH"].endswith("main(hangup)")
