@@ -22,7 +22,7 @@ Method
    parsed its reply (``AgiSession.on_rtt``); commands that play sound or wait for digits
    (STREAM FILE, GET DATA ...) are excluded from the percentiles since their time is the
    caller's, not the server's. As the daemon does, the heap left by start-up is frozen
-   (``ccd.agi.server.settle_heap``) before measuring.
+   (``ccd.heap.settle_heap``) before measuring.
 5. Process per call (the pyst2 way): the same flow run by ``python -m ccd.agi.classic``
    (pyst2's ``asterisk.agi.AGI`` on stdin/stdout), one process started per session by the
    same client over pipes, ``--classic-concurrency`` at once, instant media as in 3.
@@ -45,8 +45,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ccd.agi.server import AgiServer, settle_heap
+from ccd.agi.server import AgiServer
 from ccd.agi.session import is_media_verb
+from ccd.heap import settle_heap
 from ccd.ivr.app import open_routes
 from ccd.ivr.flow import BUILTIN_FLOWS
 from ccd.ivr.lookup import MemoryDirectory

@@ -121,6 +121,11 @@ class MetricsConfig(_Section):
     port: int = Field(0, ge=0, le=65535, description="0 = no Prometheus endpoint")
 
 
+class RuntimeConfig(_Section):
+    heap_settle_interval: float = Field(
+        600.0, ge=0, description="seconds between heap settles (ccd.heap); 0 = at start only")
+
+
 class LogConfig(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["text", "json"] = "text"
@@ -140,6 +145,7 @@ class Config(_Section):
     api: ApiConfig = ApiConfig()
     metrics: MetricsConfig = MetricsConfig()
     log: LogConfig = LogConfig()
+    runtime: RuntimeConfig = RuntimeConfig()
 
     @property
     def spool_dir(self) -> Path:

@@ -7,11 +7,12 @@ import asyncio
 import logging
 from typing import Any
 
-from ccd.agi.server import AgiServer, settle_heap
+from ccd.agi.server import AgiServer
 from ccd.bridge import DaemonBridge
 from ccd.campaigns.agi import campaign_routes
 from ccd.config import Config, redact_url
 from ccd.daemon import Daemon
+from ccd.heap import settle_heap
 from ccd.ivr.app import open_routes
 from ccd.services.wiring import Services
 from ccd.store import migrate

@@ -12,7 +12,8 @@ import contextlib
 import logging
 import os
 
-from ccd.agi.server import AgiServer, settle_heap
+from ccd.agi.server import AgiServer
+from ccd.heap import settle_heap
 
 
 async def serve(config_path: str | None, flows: str | None, database_url: str | None) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -234,18 +233,6 @@ class AgiServer:
             stats.active -= 1
             self._tasks.discard(task)
             writer.close()
-
-
-def settle_heap() -> None:
-    """Call once when start-up is over (flows, configuration, pools loaded).
-
-    Collects, then moves every object alive now into the collector's permanent generation
-    (``gc.freeze``): later full collections no longer walk the start-up heap (modules,
-    pydantic schemas, flows), which otherwise stalls the event loop for tens of
-    milliseconds at a time with a thousand sessions running (``bench/agi.py``).
-    """
-    gc.collect()
-    gc.freeze()
 
 
 def _why(exc: BaseException) -> str:

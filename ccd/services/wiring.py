@@ -14,6 +14,7 @@ from ccd.api import ApiError
 from ccd.campaigns.service import CampaignService
 from ccd.config import Config
 from ccd.daemon import Daemon
+from ccd.heap import settle_heap
 from ccd.jobs import stats as stats_job
 from ccd.jobs.retention import run_retention
 from ccd.model.stats import StatsCollector, interval_start
@@ -79,6 +80,10 @@ class Services:
                                max_instances=1, coalesce=True)
         self.scheduler.add_job(self.sync_queue_settings, "interval", minutes=1,
                                id="queue-settings", max_instances=1, coalesce=True)
+        if self.config.runtime.heap_settle_interval > 0:
+            self.scheduler.add_job(self.settle_heap, "interval",
+                                   seconds=self.config.runtime.heap_settle_interval,
+                                   id="heap-settle", max_instances=1, coalesce=True)
         for name, fn in self.campaigns.methods().items():
             d.api.register(name, fn)
         await self.campaigns.start()
@@ -88,6 +93,12 @@ class Services:
         await self.campaigns.stop()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+
+    async def settle_heap(self) -> None:
+        """Freeze what became long-lived since the last settle (:mod:`ccd.heap`)."""
+        s = settle_heap()
+        log.debug("heap settled: %d objects frozen, %d collected, %.0f ms", s.frozen,
+                  s.collected, s.seconds * 1000)
 
     # ------------------------------------------------------------------ statistics
 

@@ -3,6 +3,7 @@ scripted calls are recorded, agents behave, faults lose nothing."""
 
 from __future__ import annotations
 
+import gc
 import wave
 from pathlib import Path
 
@@ -150,3 +151,19 @@ async def test_asterisk_restart_readds_agents_with_their_pause(stack) -> None:
     members = stack.sim.engine.queues.queues["support"].members
     assert {m.interface for m in members} == {ALICE, BOB}
     assert [m.paused for m in members if m.interface == BOB] == [True]
+
+
+async def test_daemon_settles_its_heap_at_start_and_on_schedule(stack) -> None:
+    """Start-up froze the heap (ccd.heap) and the periodic settle is scheduled; running the
+    job under traffic leaves calls working."""
+    assert gc.get_freeze_count() > 0
+    job = stack.services.scheduler.get_job("heap-settle")
+    assert job is not None
+    assert job.trigger.interval.total_seconds() == stack.config.runtime.heap_settle_interval
+    await stack.login(ALICE)
+    call = await place_call(stack)
+    await stack.services.settle_heap()  # what the job runs
+    cid = await talking(stack, call)
+    stack.sim.phone("2000").hangup(call)
+    outcome, agent, *_ = await stack.stored_call(cid)
+    assert (outcome, agent) == ("answered", ALICE)
