@@ -14,9 +14,19 @@ Latency = the client receiving ``pop`` minus the ``Timestamp`` of the ``AgentCal
 the simulator wrote on the AMI socket (same host clock). Every pop is checked to reach the
 agent whose phone rings, and only that agent. Target: p99 <= 50 ms on a 2-core machine.
 
+Baseline, in the same run and with the same 500 clients connected: the Socket.IO push alone
+(a pop-sized message emitted by the panel's own Socket.IO server to a random agent's room at
+the same rate, with no AMI, model or database in front of it). ``ratio_p99`` = ccd's p99 /
+that floor's p99: how much ccd adds on top of what this machine's transport costs right now.
+
+Once the agents are connected the heap is settled (``ccd.heap``), as the daemon's
+``heap-settle`` job does every ``[runtime] heap_settle_interval`` seconds in a running call
+centre; without that, full garbage collections over the 500 connections' objects stall
+every thread for tens of milliseconds several times a minute.
+
     python bench/screen_pop.py [--agents 500] [--rate 20] [--duration 30]
 
-Last line: ``key=value`` pairs (``p50_ms= p99_ms= max_ms= ...``).
+Last line: ``key=value`` pairs (``p50_ms= p99_ms= max_ms= floor_p99_ms= ratio_p99= ...``).
 """
 
 from __future__ import annotations
@@ -148,6 +158,7 @@ async def clients_main(url: str, agents: int) -> None:
     import socketio
 
     latencies: list[float] = []
+    floor: list[float] = []
     parts: list[list[float]] = []
     wrong: list[str] = []
     loop = asyncio.get_running_loop()
@@ -165,6 +176,9 @@ async def clients_main(url: str, agents: int) -> None:
     def on_pop(me: str) -> Any:
         def handler(pop: dict[str, Any]) -> None:
             now = time.time()
+            if pop.get("floor"):
+                floor.append(now - float(pop["ts"]))
+                return
             latencies.append(now - float(pop["ts"]))
             t = pop.get("timing")
             if t:
@@ -204,7 +218,8 @@ async def clients_main(url: str, agents: int) -> None:
     while True:
         cmd = (await loop.run_in_executor(None, sys.stdin.readline)).strip()
         if cmd == "report":
-            print(json.dumps({"latencies": latencies, "parts": parts, "wrong": wrong[:20],
+            print(json.dumps({"latencies": latencies, "floor": floor, "parts": parts,
+                              "wrong": wrong[:20],
                               "wrong_count": len(wrong), "pops": len(latencies),
                               "connected": sum(c.connected for c in clients)}), flush=True)
         elif cmd in ("quit", ""):
@@ -296,16 +311,15 @@ def main_role(agents: int, rate: float, duration: float) -> None:
         import pgserver
     from ccd.bridge import DaemonBridge
     from ccd.config import Config
+    from ccd.heap import settle_heap
     from ccd.service import run_daemon
     from ccd.store import migrate
-    from ccd.web.server import register_methods, start_panel
 
     top = Path(tempfile.mkdtemp(prefix="ccd-bench-pop-"))
     server = pgserver.get_server(top / "pg", cleanup_mode="delete")
     sim = clients = None
     loop = asyncio.new_event_loop()
     loop_thread = threading.Thread(target=loop.run_forever, daemon=True)
-    panel = None
     done = None
     extra: dict[str, Any] = {}
     try:
@@ -340,9 +354,9 @@ def main_role(agents: int, rate: float, duration: float) -> None:
             time.sleep(0.05)
         d = extra["daemon"]
         bridge = DaemonBridge(d, loop)
-        asyncio.run_coroutine_threadsafe(_call(register_methods, d, extra["services"]),
-                                         loop).result(10)
-        panel = start_panel(config, bridge, url)
+        panel = extra.get("panel")  # started by run_daemon, as `ccd run` does
+        if panel is None:
+            raise RuntimeError("the daemon did not start its panel")
 
         def available() -> int:
             return bridge.read(lambda m: sum(a.state == "available" for a in m.agents.values()))
@@ -354,9 +368,14 @@ def main_role(agents: int, rate: float, duration: float) -> None:
             time.sleep(0.2)
         clients = spawn("clients", "--url", panel.url, "--agents", str(agents))
         info = read_json(clients, "ready", 600)
+        settled = settle_heap()  # what the daemon's heap-settle job does (see above)
         print(f"{agents} agents logged in ({info['login_s']} s) and connected "
-              f"({info['connect_s']} s); offering {rate:g} calls/s for {duration:g} s",
+              f"({info['connect_s']} s); heap settled ({settled.frozen} objects, "
+              f"{settled.seconds * 1000:.0f} ms)", file=sys.stderr)
+        print(f"baseline: Socket.IO push alone, {rate:g}/s for {FLOOR_SECONDS:g} s",
               file=sys.stderr)
+        floor_sent = push_floor(panel, agents, rate, FLOOR_SECONDS)
+        print(f"offering {rate:g} calls/s for {duration:g} s", file=sys.stderr)
         t0 = time.monotonic()
         send(sim, f"go {rate} {duration}")
         offered = read_json(sim, "done", duration + 120)["offered"]
@@ -365,8 +384,9 @@ def main_role(agents: int, rate: float, duration: float) -> None:
         report = read_json(clients, "latencies", 60)
         wall = time.monotonic() - t0
         lat = [x * 1000.0 for x in report["latencies"]]
-        if not lat:
-            raise RuntimeError("no screen pop arrived")
+        floor = [x * 1000.0 for x in report["floor"]]
+        if not lat or not floor:
+            raise RuntimeError("no screen pop arrived" if not lat else "no baseline push arrived")
         hub = panel.hub.stats
         p50, p99, mx = percentile(lat, 50), percentile(lat, 99), max(lat)
         print(f"calls offered        {offered} in {wall:.1f} s ({offered / duration:.1f}/s)")
@@ -381,16 +401,19 @@ def main_role(agents: int, rate: float, duration: float) -> None:
             if col:
                 print(f"  {name:18} p50 {percentile(col, 50):.1f} p99 {percentile(col, 99):.1f} "
                       f"max {max(col):.1f}")
+        f50, f99 = percentile(floor, 50), percentile(floor, 99)
+        print(f"baseline push alone  p50 {f50:.1f} ms, p99 {f99:.1f} ms, max {max(floor):.1f} ms"
+              f" ({len(floor)} of {floor_sent} received)")
+        print(f"ccd / baseline       p99 x{p99 / f99:.1f}")
         print(f"target p99 <= 50 ms: {'met' if p99 <= 50.0 else 'NOT met'}")
-        print(f"p50_ms={p50:.1f} p99_ms={p99:.1f} max_ms={mx:.1f} pops={report['pops']} "
+        print(f"p50_ms={p50:.1f} p99_ms={p99:.1f} max_ms={mx:.1f} floor_p50_ms={f50:.1f} "
+              f"floor_p99_ms={f99:.1f} ratio_p99={p99 / f99:.2f} pops={report['pops']} "
               f"calls={offered} agents={agents} rate={rate:g} "
               f"wrong_agent={report['wrong_count']} cpus={os.cpu_count()}")
         if report["wrong_count"]:
             raise SystemExit(f"pops reached the wrong agents: {report['wrong']}")
-    finally:  # browsers, then ccd, then Asterisk
+    finally:  # browsers, then ccd (its panel too), then Asterisk
         stop_process(clients)
-        if panel is not None:
-            panel.stop()
         d = extra.get("daemon")
         if d is not None and done is not None:
             loop.call_soon_threadsafe(d.request_stop)
@@ -400,6 +423,46 @@ def main_role(agents: int, rate: float, duration: float) -> None:
         stop_process(sim)
         server.cleanup()
         shutil.rmtree(top, ignore_errors=True)
+
+
+#: a pop's shape and size (customer, recent calls, open tickets), for the baseline pushes
+FLOOR_POP: dict[str, Any] = {
+    "call_id": "1795465016.1000", "queue": "bench", "wait": 0.0, "caller_num": "5550001234",
+    "caller_name": "Caller 1", "did": DID, "direction": "inbound", "recording": False,
+    "ivr_path": "bench>main=1>bench(bench/0)", "digits": ["1"], "vip": False, "language": "",
+    "e164": "+15550001234", "customer_error": "",
+    "customer": {"id": 1, "name": "Customer 1234", "account_no": "ACC01234", "vip": False,
+                 "language": "en", "email": "", "notes": ""},
+    "recent_calls": [{"call_id": f"1795465016.{n}", "started": 1795465016.0 + n,
+                      "outcome": "answered", "agent": "PJSIP/3001", "queue": "bench",
+                      "talk_seconds": 42.0, "disposition": "solved"} for n in range(5)],
+    "open_tickets": [{"id": n, "subject": "Open issue", "status": "open", "due": None}
+                     for n in range(2)]}
+FLOOR_SECONDS = 15.0
+
+
+def push_floor(panel: Any, agents: int, rate: float, seconds: float) -> int:
+    """The baseline: pop-sized messages emitted straight into random agents' rooms through
+    the panel's Socket.IO server (Poisson, ``rate`` a second); returns how many were sent."""
+    rng = random.Random(11)
+    rooms = []
+    for i in range(agents):
+        found = panel.hub.directory.agent(f"PJSIP/{ext(i)}")
+        if found is not None:
+            rooms.append((f"PJSIP/{ext(i)}", f"agent:{found[0]}"))
+    if not rooms:
+        raise RuntimeError("no agent rooms for the baseline")
+    sent, end = 0, time.monotonic() + seconds
+    while True:
+        time.sleep(rng.expovariate(rate))
+        if time.monotonic() >= end:
+            break
+        iface, room = rng.choice(rooms)
+        panel.socketio.emit("pop", {**FLOOR_POP, "agent": iface, "ts": time.time(),
+                                    "floor": True}, to=room)
+        sent += 1
+    time.sleep(1.0)  # the last ones arrive
+    return sent
 
 
 def stop_process(proc: subprocess.Popen[str] | None) -> None:
@@ -412,10 +475,6 @@ def stop_process(proc: subprocess.Popen[str] | None) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
-
-
-async def _call(fn: Any, *args: Any) -> Any:
-    return fn(*args)
 
 
 def main() -> None:
