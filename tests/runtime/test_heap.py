@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ccd.config import load
+from ccd.config import ConfigError, load
 from ccd.heap import settle_heap
 
 
@@ -58,5 +58,5 @@ def test_interval_is_configurable_and_validated() -> None:
     assert load(None, {}).runtime.heap_settle_interval == 600
     cfg = load(None, {"CCD_RUNTIME_HEAP_SETTLE_INTERVAL": "0"})
     assert cfg.runtime.heap_settle_interval == 0
-    with pytest.raises(Exception, match="runtime.heap_settle_interval"):
+    with pytest.raises(ConfigError, match=r"runtime\.heap_settle_interval"):
         load(None, {"CCD_RUNTIME_HEAP_SETTLE_INTERVAL": "-1"})
