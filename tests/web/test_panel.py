@@ -71,8 +71,7 @@ def answered_call(stack: Stack, live: Live, endpoint: str = "1001",
 def test_screen_pop_when_the_phone_rings(stack: Stack, web) -> None:
     ids = stack.ids  # type: ignore[attr-defined]
     alice = web("alice")
-    live = Live(stack.url, alice.cookie).connect()
-    try:
+    with Live(stack.url, alice.cookie).connect() as live:
         stack.login_agent("PJSIP/1001")
         ch = stack.call(caller=("Customer Carol", "5557770001"))
         stack.press(ch, "2")
@@ -104,14 +103,11 @@ def test_screen_pop_when_the_phone_rings(stack: Stack, web) -> None:
         stack.press(ch, "2")
         pop2 = live.wait("pop", lambda p: p["call_id"] != first, timeout=15)
         assert first in [c["call_id"] for c in pop2["recent_calls"]]
-    finally:
-        live.close()
 
 
 def test_unknown_caller_and_customer_creation(stack: Stack, web) -> None:
     alice = web("alice")
-    live = Live(stack.url, alice.cookie).connect()
-    try:
+    with Live(stack.url, alice.cookie).connect() as live:
         stack.login_agent("PJSIP/1001")
         ch = stack.call(caller=("Mystery", "5559990000"))
         stack.press(ch, "2")
@@ -133,14 +129,11 @@ def test_unknown_caller_and_customer_creation(stack: Stack, web) -> None:
         pop2 = live.wait("pop", lambda p: p["call_id"] != pop["call_id"], timeout=15)
         assert pop2["customer"]["id"] == cid and pop2["customer"]["name"] == "Mr Mystery"
         assert pop2["ivr_path"].startswith("identify(found)")
-    finally:
-        live.close()
 
 
 def test_commands_change_nothing_until_asterisk_confirms(stack: Stack, web, recorder) -> None:
     alice = web("alice")
-    live = Live(stack.url, alice.cookie).connect()
-    try:
+    with Live(stack.url, alice.cookie).connect() as live:
         stack.login_agent("PJSIP/1001")
         call_id = answered_call(stack, live)
         # hold: the call service asks the phone (PJSIPNotify); the panel shows it when the
@@ -172,14 +165,11 @@ def test_commands_change_nothing_until_asterisk_confirms(stack: Stack, web, reco
         assert alice.post(f"/api/calls/{call_id}/hangup").status_code == 200
         live.wait("call", lambda c: c["kind"] == "call_ended" and c["call_id"] == call_id)
         assert not stack.bridge.read(lambda m: call_id in m.calls)
-    finally:
-        live.close()
 
 
 def test_state_changes_only_when_asterisk_confirms(stack: Stack, web) -> None:
     alice = web("alice")
-    live = Live(stack.url, alice.cookie).connect()
-    try:
+    with Live(stack.url, alice.cookie).connect() as live:
         stack.login_agent("PJSIP/1001")
         live.wait("agent_state", lambda s: s["state"] == "available")
         stack.on_loop(lambda: stack.sim.stall(True))  # Asterisk hangs for a moment
@@ -193,8 +183,6 @@ def test_state_changes_only_when_asterisk_confirms(stack: Stack, web) -> None:
             stack.on_loop(lambda: stack.sim.stall(False))
         # the QueuePause Asterisk did receive is confirmed late: only now the panel shows it
         live.wait("agent_state", lambda s: s["state"] == "paused" and s["reason"] == "lunch")
-    finally:
-        live.close()
 
 
 def test_blind_transfer_to_an_agent_and_wrap_up(stack: Stack, web, recorder) -> None:
@@ -238,8 +226,7 @@ def test_blind_transfer_to_an_agent_and_wrap_up(stack: Stack, web, recorder) -> 
 
 def test_agent_state_controls_and_click_to_dial(stack: Stack, web, recorder) -> None:
     alice = web("alice")
-    live = Live(stack.url, alice.cookie).connect()
-    try:
+    with Live(stack.url, alice.cookie).connect() as live:
         r = alice.post("/api/agent/login")
         assert r.status_code == 200 and r.json()["result"]["confirmed"] is True
         live.wait("agent_state", lambda s: s["state"] == "available")
@@ -258,8 +245,6 @@ def test_agent_state_controls_and_click_to_dial(stack: Stack, web, recorder) -> 
         stack.hangup_all()
         assert alice.post("/api/agent/logout").status_code == 200
         live.wait("agent_state", lambda s: s["state"] == "logged_out")
-    finally:
-        live.close()
 
 
 def test_supervisor_wallboard_force_and_listen(stack: Stack, web, recorder) -> None:

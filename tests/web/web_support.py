@@ -369,6 +369,12 @@ class Live:
                 self.sio.disconnect()
         threading.Thread(target=bye, daemon=True).start()
 
+    def __enter__(self) -> Live:
+        return self if self.sio.connected else self.connect()
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
     def of(self, name: str) -> list[Any]:
         with self._cv:
             return [d for n, d in self.got if n == name]
