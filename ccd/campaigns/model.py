@@ -117,6 +117,12 @@ class Campaign:
                "CCD_TENANT": str(self.tenant_id), "CCD_QUEUE": self.queue,
                "CCD_AMD": "1" if self.amd else "0", "CCD_WAIT": "1" if self.amd else "2",
                "CCD_ABANDON_MSG": self.abandon_message, **(extra or {})}
+        # Asterisk splits each Variable header at commas (AST_STANDARD_APP_ARGS): a comma in a
+        # queue or interface name would set other variables (CCD_DIAL ...). The caller ID's
+        # name is quoted (it cannot hold '"'), so a comma there stays inside it.
+        for k, v in out.items():
+            if k != "CCD_CALLERID" and ("," in v or '"' in v):
+                raise CampaignError(f"campaign {self.name}: {k} {v!r} holds ',' or '\"'")
         return [f"{k}={v}" for k, v in out.items()]
 
     def originate(self, attempt_id: int, e164: str) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import re
 import socket
@@ -30,6 +31,7 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from ccd.api import ApiError
+from ccd.campaigns import rules
 from ccd.campaigns import store as db
 from ccd.campaigns.model import Campaign
 from ccd.campaigns.pacer import PacerSettings, PacerStats
@@ -331,7 +333,12 @@ class CampaignService:
 
     async def preview_skip(self, p: dict[str, Any]) -> dict[str, Any]:
         runner, agent = await self._preview_runner(p)
-        delay = float(p.get("delay") or 900)
+        try:
+            delay = float(p.get("delay") or 900)
+        except (TypeError, ValueError):
+            delay = math.nan
+        if not 0 <= delay <= rules.MAX_DELAY:  # also refuses nan and inf
+            raise ApiError(f"delay must be 0-{rules.MAX_DELAY:.0f} seconds", EXIT_USAGE)
         now = self.clock()
         async with self.pool.connection() as conn:
             got = await db.rows(conn, "UPDATE campaign_contacts SET status = 'pending', "

@@ -55,6 +55,18 @@ def test_preview_originate_rings_the_agent_first() -> None:
     encode_action("Originate", f)  # nothing a contact's name holds can break the action
 
 
+def test_variables_cannot_smuggle_other_variables() -> None:
+    """Asterisk splits a Variable header at commas: a queue or interface holding one is
+    refused instead of setting CCD_DIAL or others on the channel."""
+    with pytest.raises(CampaignError, match="CCD_QUEUE"):
+        Campaign.from_row(row(queue="q,CCD_DIAL=PJSIP/+900@trunk")).originate(1, "+15551234567")
+    c = Campaign.from_row(row(dial_mode="preview", caller_name="Acme, Inc"))
+    with pytest.raises(CampaignError, match="CCD_AGENT"):
+        c.originate_preview(1, "+15551234567", "PJSIP/1001,CCD_DIAL=x", "Ann")
+    f = c.originate_preview(1, "+15551234567", "PJSIP/1001", "Ann")  # quoted name: fine
+    assert 'CCD_CALLERID="Acme, Inc" <5551000>' in f["Variable"]
+
+
 def test_validate() -> None:
     ok = ("agents", "predictive", "q", "PJSIP/{e164}@t", 20, ["mon-fri 09:00-20:00"], "m")
     assert validate(*ok) == []

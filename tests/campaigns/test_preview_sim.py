@@ -83,6 +83,10 @@ async def test_preview_next_dial_and_dispositions(stack, db, clock, wait_for) ->
     # Alice skips her next contact: nothing else is due
     nxt = await svc.preview_next({"campaign": "pv", "agent": "1001"})
     assert nxt["contact"]["id"] == ids[num(4)]
+    for bad in ("inf", "nan", -5, "soon"):  # refused before anything changes
+        with pytest.raises(ApiError, match="delay must be"):
+            await svc.preview_skip({"campaign": "pv", "agent": "1001",
+                                    "contact_id": ids[num(4)], "delay": bad})
     skipped = await svc.preview_skip({"campaign": "pv", "agent": "1001",
                                       "contact_id": ids[num(4)]})
     assert skipped["contact_id"] == ids[num(4)]
