@@ -29,11 +29,11 @@ from ccd.campaigns.importer import ContactRow, ImportFormatError, Rejected, read
 from ccd.campaigns.model import Campaign, CampaignError, validate
 from ccd.campaigns.pacer import PacerStats
 from ccd.campaigns.windows import WindowError, zone
+from ccd.cli.admin import _integrity, fail
 from ccd.cli.admin import report as report_group
 from ccd.cli.daemon_cmds import api
 from ccd.cli.dbctx import open_db, rows, tenant_id
 from ccd.cli.main import (
-    EXIT_ERROR,
     EXIT_NOT_FOUND,
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
@@ -43,11 +43,6 @@ from ccd.cli.main import (
 )
 from ccd.cli.output import ok, show
 from ccd.ivr.phone import to_e164
-
-
-def fail(message: str, code: int = EXIT_ERROR) -> None:
-    click.echo(f"ccd: {message}", err=True)
-    sys.exit(code)
 
 
 def _find(conn: psycopg.Connection[Any], ident: str, tenant: str | None) -> dict[str, Any]:
@@ -207,7 +202,7 @@ def campaign_create(ctx: Ctx, name: str, tenant: str, kind: str, mode: str, queu
         except psycopg.errors.UniqueViolation:
             fail(f"campaign {name!r} already exists in this tenant", EXIT_USAGE)
         except psycopg.Error as exc:
-            fail(f"refused by the database: {exc.diag.message_primary or exc}", EXIT_USAGE)
+            _integrity(exc)
     for w in warnings:
         click.echo(f"warning: {w}", err=True)
     ok(f"campaign {name} created (id {cid}, {dial_mode})")
