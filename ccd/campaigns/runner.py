@@ -624,8 +624,9 @@ class CampaignRunner:
             self.counts = {"due": sum(int(r["due"]) for r in counts),
                            **{r["status"]: int(r["n"]) for r in counts}}
             if self.state == "running" and not self.inflight:
-                cur = await self.conn.execute(db.REMAINING, (self.c.id,))
-                left, total = await cur.fetchone() or (1, 1)
+                left = sum(self.counts.get(st, 0)
+                           for st in (rules.PENDING, rules.DIALING, rules.PREVIEW))
+                total = sum(int(r["n"]) for r in counts)
                 if left == 0 and total > 0:
                     await self.conn.execute(db.SET_STATE, {"state": "completed", "id": self.c.id,
                                                            "now": db.ts(now)})

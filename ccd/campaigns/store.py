@@ -155,11 +155,6 @@ SELECT status, count(*) AS n,
 FROM campaign_contacts WHERE campaign_id = %(campaign)s GROUP BY status
 """
 
-REMAINING = """
-SELECT count(*) FILTER (WHERE status IN ('pending', 'dialing', 'preview')), count(*)
-FROM campaign_contacts WHERE campaign_id = %s
-"""
-
 # ------------------------------------------------------------------ statistics
 
 SEED = """
