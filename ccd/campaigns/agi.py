@@ -17,6 +17,7 @@ A caller who hangs up mid-way still gets a row (``hangup``, with the rating if g
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -210,7 +211,7 @@ class CampaignAgi:
         safe = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in call_id)
         folder = self.recording_dir / q["slug"] / "surveys" / day.strftime("%Y/%m/%d")
         try:
-            folder.mkdir(parents=True, exist_ok=True)
+            await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)  # NFS may stall
         except OSError as exc:
             log.warning("survey comments folder %s: %s (Asterisk must create it)", folder, exc)
         base = folder / f"{safe}-{session.uniqueid or 'x'}"
