@@ -85,10 +85,21 @@ class CallService:
         now = self.clock()
         return [call_view(c, now) for c in self.model.calls.values()]
 
-    async def tenant_of(self, call: Call) -> int:
-        queues = await self.directory.queues()
-        q = queues.get(call.record.queue)
-        return q.tenant_id if q else 1
+    async def tenant_of(self, call: Call, agent: str | None = None) -> int:
+        """The call's tenant: its queue's, else the ``CCD_TENANT`` that ccd's Originates
+        set, else the tenant of the agent on it."""
+        rec = call.record
+        q = (await self.directory.queues()).get(rec.queue)
+        if q is not None:
+            return q.tenant_id
+        tag = rec.variables.get("CCD_TENANT", "")
+        if tag.isdigit():
+            return int(tag)
+        who = agent or rec.agent
+        if who:
+            return (await self.directory.agent(who)).tenant_id
+        raise ApiError(f"call {call.call_id} has no queue, tenant tag or agent to tell its "
+                       "tenant by", EXIT_USAGE)
 
     async def hangup(self, call_id: str) -> dict[str, Any]:
         """Hang up the whole call (the caller's channel; Asterisk ends the rest)."""
@@ -106,13 +117,16 @@ class CallService:
                 return ch.name
         raise ApiError(f"call {call.call_id} is not connected to an agent", EXIT_USAGE)
 
-    async def resolve_target(self, call: Call, target: str) -> tuple[str, str]:
-        """``(exten, context)`` for ``agent:X``, ``queue:NAME``, ``number:N`` or a bare value."""
+    async def resolve_target(self, call: Call, target: str,
+                             tenant: int | None = None) -> tuple[str, str]:
+        """``(exten, context)`` for ``agent:X``, ``queue:NAME``, ``number:N`` or a bare value,
+        looked up in ``tenant`` (default: the call's, :meth:`tenant_of`)."""
         dp = self.config.dialplan
         kind, _, value = target.partition(":")
         if not value:
             kind, value = "", target
-        tenant = await self.tenant_of(call)
+        if tenant is None:
+            tenant = await self.tenant_of(call)
         if kind in ("agent", "") and not value.startswith("+"):
             try:
                 a = await self.directory.agent(value, tenant)
@@ -132,11 +146,16 @@ class CallService:
         return number, dp.outbound_context
 
     async def transfer(self, call_id: str, target: str, attended: bool = False,
-                       agent: str | None = None) -> dict[str, Any]:
-        """Blind (``BlindTransfer``) or attended (``Atxfer``) transfer of the agent's leg."""
+                       agent: str | None = None,
+                       tenant_id: int | None = None) -> dict[str, Any]:
+        """Blind (``BlindTransfer``) or attended (``Atxfer``) transfer of the agent's leg;
+        ``tenant_id`` (the panel user's) is the tenant whose agents, queues and dial
+        patterns the target must be in."""
         call = self.get(call_id)
         leg = self._agent_leg(call, agent)
-        exten, context = await self.resolve_target(call, target)
+        if tenant_id is None:
+            tenant_id = await self.tenant_of(call, agent)
+        exten, context = await self.resolve_target(call, target, tenant_id)
         action = "Atxfer" if attended else "BlindTransfer"
         await self._send(action, {"Channel": leg, "Exten": exten, "Context": context})
         log.info("%s of call %s (%s) to %s@%s", action, call_id, leg, exten, context)

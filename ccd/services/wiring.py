@@ -206,7 +206,7 @@ class Services:
             if what == "transfer":
                 return await calls.transfer(call_id, _str(p, "target"),
                                             attended=bool(p.get("attended")),
-                                            agent=p.get("agent"))
+                                            agent=p.get("agent"), tenant_id=p.get("tenant_id"))
             if what == "record":
                 return await calls.record(call_id, _str(p, "what"))
             if what in ("hold", "unhold"):

@@ -222,7 +222,7 @@ def call_action(call_id: str, action: str) -> Response:
         params.update(action="record", what=what)
     elif action == "transfer":
         params.update(action="transfer", target=transfer_target(u, data),
-                      attended=data.get("attended") is True)
+                      attended=data.get("attended") is True, tenant_id=u.tenant_id)
     else:
         raise Refused(f"unknown action {action!r}", 404)
     return ok(c.bridge.call("call", params))

@@ -197,7 +197,8 @@ def test_blind_transfer_to_an_agent_and_wrap_up(stack: Stack, web, recorder) -> 
         assert r.status_code == 200, r.text
         assert recorder.calls[-1] == ("call", {
             "call_id": call_id, "agent": "PJSIP/1001", "action": "transfer",
-            "target": "agent:PJSIP/1002", "attended": False})
+            "target": "agent:PJSIP/1002", "attended": False,
+            "tenant_id": 1})  # the target is looked up in Alice's tenant
         la.wait("call", lambda c: c["kind"] == "transferred" and c["call_id"] == call_id)
         wait_until(lambda: stack.answer("1002"), 10, "bob's phone to ring")
         lb.wait("call", lambda c: c["kind"] == "agent_connected" and c["agent"] == "PJSIP/1002")
