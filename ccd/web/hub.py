@@ -299,7 +299,8 @@ class Hub:
             self._agent_state(e)
             return
         if isinstance(e, d.PbxEvent):
-            self._send("pbx", {"what": e.what, "detail": e.detail, "ts": e.ts})
+            # every tenant sees it: what happened, not the platform-wide figures in detail
+            self._send("pbx", {"what": e.what, "ts": e.ts})
             return
         call_id = getattr(e, "call_id", "")
         info = self._info(call_id)

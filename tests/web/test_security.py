@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import time
+from typing import Any
 
 import psycopg
 import pytest
@@ -367,3 +368,15 @@ def test_hostile_names_are_escaped_in_server_rendered_pages(stack: Stack, web) -
     csp = r.headers["Content-Security-Policy"]
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp
     assert r.headers["X-Frame-Options"] == "DENY"
+
+
+def test_pbx_notices_carry_no_platform_figures() -> None:
+    """Asterisk's link and restart notices go to every tenant's panels: what happened, not
+    the platform-wide channel and call counts a resync reports."""
+    from ccd.model import domain as d
+    from ccd.web.hub import Hub
+
+    sent: list[tuple[str, Any, dict[str, Any]]] = []
+    hub = Hub(lambda ev, data, **kw: sent.append((ev, data, kw)), None, None)  # type: ignore[arg-type]
+    hub._route(d.PbxEvent(ts=1.0, what="resynced", detail="812 channels, 401 calls"), None)
+    assert sent == [("pbx", {"what": "resynced", "ts": 1.0}, {})]
