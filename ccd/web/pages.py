@@ -8,7 +8,17 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, abort, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    get_flashed_messages,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from werkzeug.wrappers import Response
 
 from ccd.web.app import _, ctx, current_user, login_required
@@ -184,7 +194,8 @@ def ticket(ticket_id: int) -> str:
     return render_template("ticket.html", t=t, events=c.store.ticket_events(u.tenant_id,
                                                                             ticket_id),
                            agents=c.store.agents(u.tenant_id),
-                           queues=c.store.queues(u.tenant_id), error=request.args.get("error", ""))
+                           queues=c.store.queues(u.tenant_id),
+                           error=" ".join(get_flashed_messages(category_filter=["error"])))
 
 
 @bp.post("/tickets/<int:ticket_id>/<action>")
@@ -205,8 +216,8 @@ def ticket_action(ticket_id: int, action: str) -> Response:
             abort(404)
     except NotFound:
         abort(404)
-    except StoreError as exc:
-        return redirect(url_for("pages.ticket", ticket_id=ticket_id, error=str(exc)))
+    except StoreError as exc:  # shown once on the ticket page (never from a link's query)
+        flash(str(exc), "error")
     return redirect(url_for("pages.ticket", ticket_id=ticket_id))
 
 

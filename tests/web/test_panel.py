@@ -341,8 +341,10 @@ def test_tickets_flow_and_customer_timeline(stack: Stack, web) -> None:
     assert t == ("new", "urgent", carol, "1795000000.1", ids["q_support"])
     # the status flow: new -> open -> pending -> resolved -> closed; no shortcuts
     assert alice.form(f"/tickets/{tid}/status", {"status": "closed"}).status_code == 302
-    assert "cannot become closed" in alice.get(f"/tickets/{tid}", params={
-        "error": "a new ticket cannot become closed"}).text
+    assert "cannot become closed" in alice.get(f"/tickets/{tid}").text  # shown once
+    assert "cannot become closed" not in alice.get(f"/tickets/{tid}").text
+    assert "Call +1 900" not in alice.get(f"/tickets/{tid}", params={  # a crafted link
+        "error": "Call +1 900 555 0100 to verify"}).text
     assert rows(stack, "SELECT status FROM tickets WHERE id = %s", tid) == [("new",)]
     for status in ("open", "pending", "resolved", "closed"):
         assert alice.form(f"/tickets/{tid}/status", {"status": status}).status_code == 302
