@@ -86,10 +86,11 @@ def ok(data: Any = None) -> Response:
 # (evaluated on the daemon's loop thread through the bridge)
 
 
-def on_call(model: Any, interface: str, call_id: str) -> bool:
-    """The agent's phone rings for, or talks in, this call."""
+def on_call(model: Any, interface: str, call_id: str, ringing: bool = True) -> bool:
+    """The agent talks in this call (or, with ``ringing``, its phone rings for it)."""
     a = model.agents.get(interface)
-    if a is not None and (call_id in a.calls.values() or call_id in a.ringing.values()):
+    if a is not None and (call_id in a.calls.values()
+                          or (ringing and call_id in a.ringing.values())):
         return True
     call = model.calls.get(call_id)
     return call is not None and any(s.agent == interface for s in call.open_segments.values())
@@ -105,7 +106,9 @@ def live_agent(model: Any, interface: str) -> dict[str, Any]:
 
 
 def require_on_call(u: User, call_id: str) -> None:
-    if not ctx().bridge.read(lambda m: on_call(m, u.agent_interface, call_id)):
+    """Call controls are for the agent talking in the call: a phone that only rings for it
+    (ring-all, or before answering) may not hang up, transfer or record the caller."""
+    if not ctx().bridge.read(lambda m: on_call(m, u.agent_interface, call_id, ringing=False)):
         raise Refused("this call is not yours", 403)
 
 

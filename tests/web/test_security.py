@@ -380,3 +380,25 @@ def test_pbx_notices_carry_no_platform_figures() -> None:
     hub = Hub(lambda ev, data, **kw: sent.append((ev, data, kw)), None, None)  # type: ignore[arg-type]
     hub._route(d.PbxEvent(ts=1.0, what="resynced", detail="812 channels, 401 calls"), None)
     assert sent == [("pbx", {"what": "resynced", "ts": 1.0}, {})]
+
+
+def test_a_ringing_phone_gives_no_call_controls(stack: Stack, web) -> None:
+    """Being rung (ring-all, or before answering) shows the pop but does not let the agent
+    hang up, transfer or record the caller; answering does."""
+    alice = web("alice")
+    with Live(stack.url, alice.cookie).connect():  # a silent panel would get her paused
+        stack.login_agent("PJSIP/1001")
+        try:
+            stack.call(caller=("Customer Carol", "5557770001"))
+            call_id = stack.ringing_call("PJSIP/1001")
+            for action, data in (("hangup", {}), ("record", {"what": "stop"}),
+                                 ("transfer", {"kind": "number", "target": "+15551234567"})):
+                r = alice.post(f"/api/calls/{call_id}/{action}", json=data)
+                assert r.status_code == 403, (action, r.text)
+            assert stack.bridge.read(lambda m: call_id in m.calls)
+            assert stack.answer("1001")
+            wait_until(lambda: stack.agent("PJSIP/1001")["state"] == "on_call", 10, "on call")
+            assert alice.post(f"/api/calls/{call_id}/hangup").status_code == 200
+        finally:
+            stack.hangup_all()
+            stack.logout_agent("PJSIP/1001")
