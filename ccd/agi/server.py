@@ -166,6 +166,7 @@ class AgiServer:
         self.on_rtt = on_rtt
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
 
     @classmethod
     def from_config(cls, cfg: AgiConfig, routes: Mapping[str, Handler] | None = None,
@@ -199,6 +200,7 @@ class AgiServer:
         """Stop listening and end running sessions."""
         if self._server is not None:
             self._server.close()
+        self._closing = True
         for t in list(self._tasks):
             t.cancel()
         if self._tasks:
@@ -229,6 +231,11 @@ class AgiServer:
             session = AgiSession(env, StreamTransport(reader, writer),
                                  reply_timeout=self.reply_timeout, on_rtt=self.on_rtt)
             await self.runner.run(session)
+        except asyncio.CancelledError:
+            # close() ends the session: return instead of re-raising, since Python 3.11's
+            # start_server logs a cancelled client task as "Exception in callback"
+            if not self._closing:
+                raise
         finally:
             stats.active -= 1
             self._tasks.discard(task)

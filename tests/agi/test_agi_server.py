@@ -330,6 +330,26 @@ async def test_garbage_stalled_and_truncated_clients_cost_only_their_connection(
     assert srv.stats.completed == 5
 
 
+async def test_closing_with_sessions_running_logs_no_error(serve, caplog) -> None:
+    """Stopping ccd (Ctrl-C in `make run`) while callers are in the IVR ends their sessions
+    quietly: no asyncio "Exception in callback" tracebacks."""
+    started = asyncio.Event()
+
+    async def handler(s: AgiSession) -> None:
+        started.set()
+        await s.get_data("beep", 60000, 4)  # the caller never presses anything
+
+    srv = await serve({"ivr": handler})
+    caller = asyncio.create_task(run_fastagi(url(srv), ScriptedChannel()))
+    await asyncio.wait_for(started.wait(), 5)
+    await srv.close()
+    await asyncio.sleep(0.1)  # the server's done-callbacks run
+    caller.cancel()
+    await asyncio.gather(caller, return_exceptions=True)
+    assert srv.stats.active == 0
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text
+
+
 async def test_many_concurrent_sessions(serve) -> None:
     async def handler(s: AgiSession) -> None:
         r = await s.get_data("beep", 1000, 1)
