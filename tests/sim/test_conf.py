@@ -137,7 +137,7 @@ def test_asterisk_conf_has_what_the_call_centre_needs() -> None:
     inbound = plan.find("from-trunk", "5551000")
     apps = [s.app for s in inbound.steps.values()]
     assert apps[:4] == ["NoOp", "Set", "Answer", "AGI"]
-    assert inbound.steps[4].data == "agi://127.0.0.1:4573/ivr"
+    assert inbound.steps[4].data == "agi://${CCD_AGI}/ivr"
     # ccd records queue calls itself on answer (per-queue policy), not the inbound dialplan;
     # the fallback path (ccd may be down) records as a safety net
     assert "MixMonitor" not in apps and "Queue" in apps
