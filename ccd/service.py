@@ -7,6 +7,7 @@ import asyncio
 import logging
 from typing import Any
 
+from ccd import prompts
 from ccd.agi.server import AgiServer
 from ccd.bridge import DaemonBridge
 from ccd.campaigns.agi import campaign_routes
@@ -22,6 +23,14 @@ from ccd.store.writer import EventWriter
 from ccd.web.server import Panel, register_methods, start_panel
 
 log = logging.getLogger(__name__)
+
+
+def check_prompts(config: Config) -> None:
+    """Every prompt the flows, dialplan and surveys play exists (raises PromptError)."""
+    from ccd.ivr.flow import BUILTIN_FLOWS, load_flows
+
+    flows = load_flows(config.ivr.flows_dir or BUILTIN_FLOWS)
+    prompts.startup_check(config.asterisk.sounds_dir, flows, log.warning)
 
 
 async def _migrate_until_done(url: str, retry: float) -> None:
@@ -42,6 +51,8 @@ async def _migrate_until_done(url: str, retry: float) -> None:
 async def run_daemon(config: Config, *, ready: asyncio.Event | None = None,
                      extra: dict[str, Any] | None = None) -> None:
     """Run ccd until SIGTERM/SIGINT (or until the returned task is cancelled)."""
+    if config.asterisk.check_prompts:
+        check_prompts(config)
     with database_url(config) as url:
         log.info("database %s", redact_url(url))
         migrating = asyncio.create_task(_migrate_until_done(url, config.store.retry_interval))

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs the system packages a make target needs, only when they are missing.
 #   base: Python >= 3.11 with venv (every target)
-#   web:  Node.js + npm, to fetch the panel's JavaScript at build time (make run, make test)
-#   test: Chromium, the real browser the panel's end-to-end tests drive
+#   web:  Node.js + npm (the panel's JavaScript, fetched at build time); espeak-ng + sox
+#         (ccd synthesises its IVR prompts with them) - make run
+#   test: the same, and Chromium, the real browser the panel's end-to-end tests drive
+#   real: baresip, the SIP phones of the real-PBX suite (make test-real)
 set -euo pipefail
 need=()
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -15,9 +17,14 @@ fi
 if [ -n "$py" ] && ! "$py" -c 'import venv, ensurepip' 2>/dev/null; then need+=(python3-venv); fi
 for target in "$@"; do
   case "$target" in
-    web)  have npm || need+=(nodejs npm) ;;
+    web)  have npm || need+=(nodejs npm)
+          have espeak-ng || need+=(espeak-ng)
+          have sox || need+=(sox) ;;
     test) have npm || need+=(nodejs npm)
+          have espeak-ng || need+=(espeak-ng)
+          have sox || need+=(sox)
           [ -x /usr/bin/chromium ] || need+=(chromium) ;;
+    real) have baresip || need+=(baresip) ;;
   esac
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -30,20 +30,21 @@ from psycopg_pool import AsyncConnectionPool
 
 from ccd.agi.protocol import AgiHangup
 from ccd.agi.server import Handler
-from ccd.agi.session import AgiSession
+from ccd.agi.session import AgiMediaError, AgiSession
 from ccd.campaigns import store as db
 
 log = logging.getLogger("ccd.campaigns")
 
-#: prompts used when a campaign or tenant does not name its own (custom/ = your recordings)
+#: prompts used when a campaign or tenant does not name its own: ccd's own (``ccd prompts
+#: install``), in the channel's language (Asterisk picks sounds/<language>/ccd/...)
 DEFAULT_PROMPTS = {
-    "message": "custom/ccd-notification",
-    "repeat": "custom/ccd-press-1-or-2",
-    "thanks": "custom/ccd-thank-you",
-    "rate": "custom/ccd-survey-rate",
-    "invalid": "custom/ccd-survey-invalid",
-    "comment": "custom/ccd-survey-comment",
-    "survey_thanks": "custom/ccd-survey-thanks",
+    "message": "ccd/notification",
+    "repeat": "ccd/press-1-or-2",
+    "thanks": "ccd/thank-you",
+    "rate": "ccd/survey-rate",
+    "invalid": "ccd/survey-invalid",
+    "comment": "ccd/survey-comment",
+    "survey_thanks": "ccd/survey-thanks",
 }
 DIGIT_TIMEOUT_MS = 5000
 
@@ -197,6 +198,11 @@ class CampaignAgi:
         except AgiHangup:
             status = "completed" if rating is not None else "hangup"
             raise
+        except AgiMediaError as exc:
+            # a prompt that does not play (not installed): end the survey, never the call's
+            # record; `ccd prompts check` names what is missing
+            log.error("[%s] survey for queue %s stopped: %s", session.uniqueid, queue, exc)
+            status = "completed" if rating is not None else "no_rating"
         finally:
             await self._store(STORE_SURVEY, {
                 "tenant": q["tenant_id"], "call_id": call_id, "uniqueid": session.uniqueid,

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from ccd import logs
 from ccd.api import ApiError, call_sync
-from ccd.cli.main import EXIT_ERROR, Ctx, cli, pass_ctx
+from ccd.cli.main import EXIT_ERROR, EXIT_USAGE, Ctx, cli, pass_ctx
 from ccd.config import Config
 
 
@@ -40,10 +40,16 @@ def run(ctx: Ctx) -> None:
     """Run the daemon: AMI link, live model, store, control API. Stops on SIGTERM."""
     cfg = ctx.config
     logs.setup(cfg.log.level, cfg.log.format)
+    from ccd.ivr.flow import FlowError
+    from ccd.prompts import PromptError
     from ccd.service import run_daemon
 
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_daemon(cfg))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(run_daemon(cfg))
+    except (PromptError, FlowError) as exc:
+        click.echo(f"ccd: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
 
 
 @cli.command()

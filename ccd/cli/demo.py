@@ -12,6 +12,7 @@ import contextlib
 import logging
 import signal
 import socket
+from pathlib import Path
 from typing import Any
 
 import click
@@ -65,6 +66,22 @@ def _banner(config: Config, info: dict[str, Any], sim_port: int, panel: Any,
     console.print()
 
 
+def _install_prompts(config: Config, data: Path) -> Path | None:
+    """The simulated Asterisk's data directory with ccd's prompts, as on a real PBX."""
+    from ccd import prompts
+
+    config.asterisk.data_dir = data / "asterisk"
+    try:
+        report = prompts.install(config.asterisk.data_dir)
+    except prompts.PromptError as exc:
+        log.warning("%s; the simulated PBX plays silent prompts instead", exc)
+        config.asterisk.check_prompts = False
+        return None
+    if report.written:
+        log.info("installed %d prompts under %s", len(report.written), config.asterisk.data_dir)
+    return config.asterisk.sounds_dir
+
+
 async def run_demo(config: Config, calls_per_minute: float, agents: int, handle_time: float,
                    time_scale: float, seed_value: int | None) -> None:
     """Start everything, log the agents in, wait for Ctrl-C / SIGTERM, stop everything."""
@@ -90,7 +107,7 @@ async def run_demo(config: Config, calls_per_minute: float, agents: int, handle_
         config.database.url = url
         opts = SimOptions(ami_port=0, agi=f"{config.agi.host}:{config.agi.port}",
                           time_scale=time_scale, recording_root=recordings)
-        opts.settings.sounds.update(prompt_sounds(config))
+        opts.settings.sounds_dir = await asyncio.to_thread(_install_prompts, config, data)
         sim = Simulator(opts)
         await sim.start()
         config.ami.port = sim.ami_port

@@ -66,6 +66,12 @@ def parse_phone(spec: str) -> tuple[str, PhoneProfile]:
     help="Write MixMonitor WAV files under this directory.",
 )
 @click.option(
+    "--sounds",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Asterisk's sounds directory: only files there play (default: Asterisk's core "
+    "sounds and ccd's prompts are taken as installed).",
+)
+@click.option(
     "--phone",
     "phones",
     multiple=True,
@@ -113,6 +119,7 @@ def sim(
     control_port: int | None,
     time_scale: float,
     recordings: Path | None,
+    sounds: Path | None,
     phones: tuple[str, ...],
     calls_per_minute: float,
     agents: int,
@@ -140,6 +147,7 @@ def sim(
         recording_root=recordings,
         phones=dict(parse_phone(p) for p in phones),
     )
+    options.settings.sounds_dir = sounds
     traffic = None
     if calls_per_minute > 0:
         traffic = TrafficOptions(

@@ -14,9 +14,11 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ccd import prompts
 from ccd.sim import channel as C
 from ccd.sim.apps import load_apps
 from ccd.sim.bridge import Bridge
@@ -71,21 +73,44 @@ class EngineSettings:
     version: str = "22.10.1"
     agi_override: str = ""  # "host:port": send every agi:// request there instead
     recording_root: Path | None = None  # recordings are written under it (None: not written)
+    #: ${ASTSPOOLDIR}: where the dialplan's own recordings go (<spool>/monitor/...)
+    spool_dir: Path = Path("/var/spool/asterisk")
     answer_delay: float = 0.003  # SIP phones that auto-answer
     ring_delay: float = 0.002  # 180 Ringing after the INVITE
     local_answer_wait: float = 0.5  # Answer() on a channel without media (Local) waits this
     local_optimize_after: float = 0.45
     sounds: dict[str, float] = field(default_factory=dict)
+    #: Asterisk's sounds directory: when set, a sound plays only if its file is there (in the
+    #: channel's language, as Asterisk looks for it); when not, the PBX is taken to have
+    #: Asterisk's core sounds and every prompt ccd ships
+    sounds_dir: Path | None = None
 
-    def sound_length(self, name: str) -> float | None:
+    def sound_length(self, name: str, language: str = "") -> float | None:
+        """Seconds ``name`` plays for on a channel of ``language``; None if it is missing."""
         name = name.strip()
         if name in self.sounds:
             return self.sounds[name]
+        if self.sounds_dir is not None:
+            found = prompts.resolve(self.sounds_dir, name, language)
+            if found is None:
+                return None
+            return prompts.wav_seconds(found) or DEFAULT_SOUND_SECONDS
         if name in SOUNDS:
             return SOUNDS[name]
+        shipped = _shipped().get(name)
+        if shipped is not None:
+            return SHIPPED_SOUND_SECONDS
         if not name or ("/" in name.strip("/") and not name.startswith(("custom/", "silence/"))):
             return None
         return DEFAULT_SOUND_SECONDS
+
+
+SHIPPED_SOUND_SECONDS = DEFAULT_SOUND_SECONDS
+
+
+@cache
+def _shipped() -> dict[str, set[str]]:
+    return prompts.shipped_names()
 
 
 class Engine:

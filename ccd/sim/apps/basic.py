@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import TYPE_CHECKING
 
 from ccd.sim import channel as C
@@ -14,6 +15,8 @@ from ccd.sim.pbxconf import parse_callerid
 if TYPE_CHECKING:
     from ccd.sim.channel import Channel
     from ccd.sim.engine import Engine
+
+log = logging.getLogger("ccd.sim")
 
 
 async def pause(engine: Engine, ch: Channel, seconds: float) -> bool:
@@ -35,7 +38,7 @@ async def pause(engine: Engine, ch: Channel, seconds: float) -> bool:
 
 async def play(engine: Engine, ch: Channel, sound: str, interrupt: str = "") -> tuple[float, str]:
     """Play one sound: (seconds played, -1.0 if it does not exist; digit that stopped it)."""
-    length = engine.settings.sound_length(sound)
+    length = engine.settings.sound_length(sound, ch.language)
     if length is None:
         return -1.0, ""
     start = engine.clock.now()
@@ -333,9 +336,18 @@ async def voicemail(engine: Engine, ch: Channel, data: str) -> int:
     args = [*split_args(data), ""]
     box, _, vm_context = args[0].strip().partition("@")
     vm_context = vm_context or "default"
+    options = args[1] if len(args) > 1 else ""
+    if f"{box}@{vm_context}" not in engine.config.mailboxes:
+        # Asterisk: "No entry in voicemail config file for '1000'", VMSTATUS=FAILED, go on
+        log.warning("%s: VoiceMail: no mailbox %s@%s in voicemail.conf", ch.name, box,
+                    vm_context)
+        engine.set_var(ch, "VMSTATUS", "FAILED")
+        return 0
     if ch.state != C.UP:
         engine.answer(ch)
-    await play(engine, ch, "vm-intro")
+    if "s" not in options:
+        await play(engine, ch, "vm-intro")
+    await play(engine, ch, "beep")
     if ch.hungup:
         engine.set_var(ch, "VMSTATUS", "USEREXIT")
         return -1
