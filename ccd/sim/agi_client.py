@@ -794,6 +794,8 @@ class ScriptedChannel:
         play_seconds: float = 1.42,
         delay: float = 0.0,
         apps: dict[str, str] | None = None,
+        variables: dict[str, str] | None = None,
+        vmstatus: str = "SUCCESS",
     ) -> None:
         self.inputs = list(inputs)
         self.env = {
@@ -817,7 +819,8 @@ class ScriptedChannel:
             "agi_accountcode": "",
             "agi_threadid": "140203790612160",
         }
-        self.variables: dict[str, str] = {}
+        self.variables: dict[str, str] = dict(variables or {})
+        self.vmstatus = vmstatus  # what VoiceMail() leaves in VMSTATUS (FAILED: no mailbox)
         self.missing = missing
         self.hangup_on = hangup_on
         self.play_seconds = play_seconds
@@ -925,6 +928,8 @@ class ScriptedChannel:
         )
 
     async def exec_app(self, app: str, args: str) -> str:
+        if app.lower() == "voicemail":
+            self.variables["VMSTATUS"] = self.vmstatus
         return self.apps.get(app.lower(), "0")
 
     def on_command_start(self, command: str) -> None:

@@ -106,6 +106,8 @@ class Channel:
     spied_by: Channel | None = None
     #: called on a hangup request before the default handling; True = handled
     interceptor: Callable[[Channel, str], bool] | None = None
+    #: aborts the attended transfer this channel started (atxferabort / CancelAtxfer)
+    atxfer_abort: Callable[[], None] | None = None
     agi_session: Any = None
 
     # ------------------------------------------------------------------ variables

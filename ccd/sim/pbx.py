@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import time
 from typing import TYPE_CHECKING
 
@@ -157,6 +158,7 @@ def lookup(engine: Engine, ch: Channel, name: str) -> str | None:
         "CHANNEL": lambda: ch.name,
         "UNIQUEID": lambda: ch.uniqueid,
         "EPOCH": lambda: str(int(engine.clock.now())),
+        "ASTSPOOLDIR": lambda: str(engine.settings.spool_dir),
         "HANGUPCAUSE": lambda: str(ch.hangupcause),
         "CALLERID(num)": lambda: ch.caller_num,
         "LANGUAGE": lambda: ch.language,
@@ -187,7 +189,15 @@ def call_function(engine: Engine, ch: Channel, func: str, args: str) -> str:
     if f == "STRFTIME":
         epoch = float(argv[0] or engine.clock.now()) if argv and argv[0] else engine.clock.now()
         fmt = argv[2] if len(argv) > 2 else "%c"
-        return time.strftime(fmt, time.gmtime(epoch))
+        return time.strftime(fmt, time.gmtime(epoch))  # the simulated PBX runs on UTC
+    if f == "CHANNELS":
+        pattern = args.strip()
+        try:
+            rx = re.compile(pattern) if pattern else None
+        except re.error:
+            return ""
+        return " ".join(n for n, c in engine.channels.items()
+                        if not c.dead and (rx is None or rx.search(n)))
     if f == "IF":
         cond, _, branches = args.partition("?")
         yes, _, no = branches.partition(":")

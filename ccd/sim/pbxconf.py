@@ -98,6 +98,9 @@ class FeaturesConfig:
     atxfer_threeway: str = "*3"
     transferdigittimeout: float = 3.0
     atxfernoanswertimeout: float = 15.0
+    #: played to the transferer when an attended transfer starts; if it is missing the
+    #: transfer does not start ("Unable to acquire target extension")
+    transferannouncesound: str = "pbx-transfer"
 
 
 @dataclass(slots=True)
@@ -113,6 +116,8 @@ class PbxConfig:
     moh_classes: list[str]
     queue_general: dict[str, str] = field(default_factory=dict)
     files: dict[str, ConfFile] = field(default_factory=dict)
+    #: voicemail.conf mailboxes as "box@context"
+    mailboxes: set[str] = field(default_factory=set)
 
 
 QUEUE_STRATEGIES = frozenset(
@@ -276,6 +281,8 @@ def _features(conf: ConfFile | None) -> FeaturesConfig:
         f.atxfer_threeway = g.get("atxferthreeway", f.atxfer_threeway) or f.atxfer_threeway
         f.transferdigittimeout = float(g.get("transferdigittimeout", "3") or 3)
         f.atxfernoanswertimeout = float(g.get("atxfernoanswertimeout", "15") or 15)
+        f.transferannouncesound = (g.get("transferannouncesound", f.transferannouncesound)
+                                   or f.transferannouncesound)
     fm = conf.section("featuremap")
     if fm is not None:
         f.blindxfer = fm.get("blindxfer", f.blindxfer) or ""
@@ -292,7 +299,7 @@ def load_pbx_config(directory: str | Path) -> PbxConfig:
     files: dict[str, ConfFile] = {}
     for name in ("manager.conf", "pjsip.conf", "extensions.conf", "queues.conf"):
         files[name] = parse_file(d / name)
-    for name in ("features.conf", "musiconhold.conf", "modules.conf"):
+    for name in ("features.conf", "musiconhold.conf", "modules.conf", "voicemail.conf"):
         if (d / name).exists():
             files[name] = parse_file(d / name)
     queues, general = _queues(files["queues.conf"])
@@ -309,7 +316,16 @@ def load_pbx_config(directory: str | Path) -> PbxConfig:
         moh_classes=moh,
         queue_general=general,
         files=files,
+        mailboxes=_mailboxes(files.get("voicemail.conf")),
     )
+
+
+def _mailboxes(conf: ConfFile | None) -> set[str]:
+    """``box@context`` of every mailbox in voicemail.conf (other sections are settings)."""
+    if conf is None:
+        return set()
+    return {f"{key}@{sec.name}" for sec in conf.real()
+            if sec.name not in ("general", "zonemessages") for key, _ in sec.items}
 
 
 _GOTO_APPS = frozenset({"goto", "gotoif", "gosub", "gosubif", "execif"})

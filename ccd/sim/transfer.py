@@ -7,6 +7,7 @@ arguments and call them. Event sequences follow the captures (scenario 5a/5b/5c)
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import TYPE_CHECKING
 
 from ccd.sim import channel as C
@@ -15,6 +16,8 @@ from ccd.sim.channel import Channel
 from ccd.sim.dialing import RequestFailed, dial_event, place, request
 from ccd.sim.events import CALL, DTMF
 from ccd.sim.pbx import async_goto, start_pbx
+
+log = logging.getLogger("ccd.sim")
 
 if TYPE_CHECKING:
     from ccd.sim.engine import Engine
@@ -98,6 +101,14 @@ async def attended_transfer(engine: Engine, transferer: Channel, exten: str, con
     transferer.on_hold = True
     engine.chan_event("Hold", transferer)
     engine.moh_start(transferee)
+    announce = engine.config.features.transferannouncesound
+    if engine.settings.sound_length(announce, transferer.language) is None:
+        # Asterisk: "File pbx-transfer does not exist", then "Unable to acquire target
+        # extension for attended transfer": the caller is taken off hold at once
+        log.warning("%s: attended transfer announcement %s is missing", transferer.name,
+                    announce)
+        _return_to_caller(engine, transferer, orig, transferee, None)
+        return
     for digit in exten:
         await engine.clock.sleep(EXTEN_DIGIT_GAP)
         if transferer.dead:
@@ -130,6 +141,17 @@ async def attended_transfer(engine: Engine, transferer: Channel, exten: str, con
         return True
 
     transferer.interceptor = complete
+
+    def abort() -> None:
+        if state["done"]:
+            return
+        state["done"] = True
+        transferer.interceptor = transferer.atxfer_abort = None
+        _return_to_caller(engine, transferer, orig, transferee, consult)
+        if not one.dead:
+            engine.hangup(one, C.NORMAL_CLEARING)
+
+    transferer.atxfer_abort = abort
     timeout = engine.config.features.atxfernoanswertimeout
     await _await_ringing(engine, one, timeout)
     if not one.hungup and one.state == C.RINGING:
@@ -140,7 +162,7 @@ async def attended_transfer(engine: Engine, transferer: Channel, exten: str, con
     if answered:
         dial_event(engine, "DialEnd", None, one, [("DialStatus", "ANSWER")])
     if not answered or one.hungup:
-        transferer.interceptor = None
+        transferer.interceptor = transferer.atxfer_abort = None
         _return_to_caller(engine, transferer, orig, transferee, consult)
         if not one.dead:
             engine.hangup(one)
@@ -223,7 +245,7 @@ def _complete(
     transferred = getattr(owner, "transferred", None)
     if callable(transferred):
         transferred(transferer)
-    transferer.interceptor = None
+    transferer.interceptor = transferer.atxfer_abort = None
     engine.bridge_leave(transferer)
     engine.bridge_destroy(consult)
     transferer.on_hold = False
@@ -231,6 +253,16 @@ def _complete(
     two = one.partner
     if two is not None:
         engine.set_caller(two, transferee.caller_num, transferee.caller_name)
+
+
+def cancel_attended(engine: Engine, ch: Channel) -> None:
+    """AMI CancelAtxfer: Asterisk queues the atxferabort code on the channel as if its phone
+    pressed it; a consultation in progress ends and the transferer is back with the caller."""
+    code = engine.config.features.atxfer_abort or "*1"
+    for digit in code:
+        engine.dtmf(ch, digit, duration_ms=100)
+    if ch.atxfer_abort is not None:
+        ch.atxfer_abort()
 
 
 def play_dtmf(engine: Engine, ch: Channel, digits: str) -> None:

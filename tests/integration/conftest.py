@@ -78,7 +78,11 @@ class Stack:
 
 
 @pytest.fixture
-async def stack(db_url: str, tmp_path: Path) -> AsyncIterator[Stack]:
+async def stack(db_url: str, tmp_path: Path,
+                request: pytest.FixtureRequest) -> AsyncIterator[Stack]:
+    """Simulator + daemon + database. ``@pytest.mark.sim_sounds(missing=[...])``: ccd's
+    prompts are installed for the simulated PBX as on a real one, minus the files listed
+    (paths under sounds/), and it plays only what is there."""
     seed(db_url, tmp_path)
     agi_port = free_port()
     recordings = tmp_path / "recordings"
@@ -91,7 +95,19 @@ async def stack(db_url: str, tmp_path: Path) -> AsyncIterator[Stack]:
     opts = SimOptions(ami_port=0, agi=f"127.0.0.1:{agi_port}", time_scale=SCALE,
                       recording_root=recordings)
     cfg0 = load(None, env)
-    opts.settings.sounds.update(prompt_sounds(cfg0))
+    marker = request.node.get_closest_marker("sim_sounds")
+    if marker is not None:
+        from ccd import prompts
+
+        data = tmp_path / "astdata"
+        prompts.install(data)
+        for rel in marker.kwargs.get("missing", ()):
+            (data / "sounds" / rel).unlink()
+        opts.settings.sounds_dir = data / "sounds"
+        env["CCD_ASTERISK_DATA_DIR"] = str(data)
+        env["CCD_ASTERISK_CHECK_PROMPTS"] = "false"
+    else:
+        opts.settings.sounds.update(prompt_sounds(cfg0))
     sim = Simulator(opts)
     await sim.start()
     env["CCD_AMI_PORT"] = str(sim.ami_port)

@@ -7,6 +7,8 @@ import gc
 import wave
 from pathlib import Path
 
+import pytest
+
 from ccd.sim.channel import Channel
 
 ALICE, BOB = "PJSIP/1001", "PJSIP/1002"
@@ -167,3 +169,21 @@ async def test_daemon_settles_its_heap_at_start_and_on_schedule(stack) -> None:
     stack.sim.phone("2000").hangup(call)
     outcome, agent, *_ = await stack.stored_call(cid)
     assert (outcome, agent) == ("answered", ALICE)
+
+
+@pytest.mark.sim_sounds(missing=["ccd/en/welcome.wav", "ccd/en/please-hold.wav"])
+async def test_a_prompt_that_does_not_play_does_not_reroute_the_call(stack) -> None:
+    """Real Asterisk (real-2/T2a): STREAM FILE of a missing file answers result=-1 and the
+    AGI ends with AGISTATUS=FAILURE although the IVR went on and chose a queue. The dialplan
+    follows the IVR's CCD_IVR_RESULT, not AGISTATUS: no ccd-fallback, no second recording."""
+    await stack.login(ALICE, BOB)
+    call = await place_call(stack, "3")
+    cid = await talking(stack, call)
+    rec = stack.daemon.model.calls[cid].record
+    assert rec.variables.get("CCD_IVR_RESULT") == "queue"
+    assert rec.ivr and rec.ivr[0]["status"] == "FAILURE"
+    assert call.context != "ccd-fallback" and "CCD_AGI_ERROR" not in rec.variables
+    stack.sim.phone("2000").hangup(call)
+    outcome, _agent, by, queue, *_rest, record = await stack.stored_call(cid)
+    assert (outcome, by, queue) == ("answered", "caller", "support")
+    assert len(record["recordings"]) == 1  # ccd's own, no safety net from the fallback

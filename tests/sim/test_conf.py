@@ -119,7 +119,11 @@ def test_asterisk_conf_has_what_the_call_centre_needs() -> None:
     assert {"call", "agent", "dialplan", "agi", "system"} <= ccd.read
     assert {"call", "agent", "originate"} <= ccd.write
     assert {f"100{i}" for i in range(1, 6)} | {"2000", "trunk"} <= set(cfg.endpoints)
-    assert all(cfg.endpoints[f"100{i}"].context == "agents" for i in range(1, 6))
+    assert all(cfg.endpoints[f"100{i}"].context == "agents" for i in range(1, 5))
+    # only supervisors' phones reach the spy codes
+    assert cfg.endpoints["1005"].context == "supervisors"
+    assert "ccd-spy" not in cfg.dialplan.contexts["agents"].includes
+    assert "ccd-spy" in cfg.dialplan.contexts["supervisors"].includes
     assert cfg.endpoints["trunk"].context == cfg.endpoints["2000"].context == "from-trunk"
     plan = cfg.dialplan
     for ctx in (
@@ -132,12 +136,16 @@ def test_asterisk_conf_has_what_the_call_centre_needs() -> None:
         "ccd-transfer",
         "ccd-spy",
         "outbound-msg",
+        "ccd-after-queue",
+        "ccd-overflow",
+        "ccd-hold",
+        "ccd-transfer-out",
     ):
         assert ctx in plan.contexts, ctx
     inbound = plan.find("from-trunk", "5551000")
     apps = [s.app for s in inbound.steps.values()]
-    assert apps[:4] == ["NoOp", "Set", "Answer", "AGI"]
-    assert inbound.steps[4].data == "agi://${CCD_AGI}/ivr"
+    assert apps[:5] == ["NoOp", "Set", "Set", "Answer", "AGI"]
+    assert inbound.steps[5].data == "agi://${CCD_AGI}/ivr"
     # ccd records queue calls itself on answer (per-queue policy), not the inbound dialplan;
     # the fallback path (ccd may be down) records as a safety net
     assert "MixMonitor" not in apps and "Queue" in apps
@@ -146,6 +154,10 @@ def test_asterisk_conf_has_what_the_call_centre_needs() -> None:
     assert not any(q.members for q in cfg.queues.values())  # agents log in at run time
     for code in ("*21", "*22", "*23", "*24"):
         assert plan.find("agents", code) is not None
+    # spy codes: 8 + extension listens, 81 + extension whispers, 82 + extension barges
+    for code, opts in (("81001", "qE"), ("811001", "qwE"), ("821001", "qBE")):
+        step = plan.find("ccd-spy", code).steps[1]
+        assert step.app == "ChanSpy" and step.data.endswith(f",{opts}"), (code, step.data)
     strategies = {q.strategy for q in cfg.queues.values()}
     assert {"rrmemory", "leastrecent", "linear", "ringall"} <= strategies
     assert all(not q.ringinuse and q.wrapuptime > 0 for q in cfg.queues.values())

@@ -377,7 +377,7 @@ async def _ccd_sim(tmp_path: Path, agi: str, **phones: PhoneProfile) -> Simulato
     [
         ({"CCD_QUEUE": "accounts", "CCD_IVR_RESULT": "queue"}, "accounts"),
         ({"CCD_AGI_ERROR": "RuntimeError: boom", "CCD_FALLBACK_QUEUE": "support"}, "support"),
-        (None, "overflow"),
+        (None, "support"),  # ccd down: the line's own queue (CCD_LINE_QUEUE of DID 5551000)
     ],
     ids=["ivr-queue", "handler-failed", "ccd-unreachable"],
 )
@@ -405,7 +405,7 @@ async def test_ccd_dialplan_routes_and_falls_back(
 
 
 async def test_ccd_dialplan_survey_after_agent_hangup(tmp_path: Path) -> None:
-    ivr = FakeIvr({"CCD_QUEUE": "support", "CCD_SURVEY": "1"})
+    ivr = FakeIvr({"CCD_QUEUE": "support", "CCD_SURVEY": "1", "CCD_IVR_RESULT": "queue"})
     sim = await _ccd_sim(tmp_path, await ivr.start())
     rec = Recorder(sim)
     call = sim.call("2000", "5551000")

@@ -521,6 +521,23 @@ async def atxfer(d: Dispatcher, s: Session, m: Message) -> None:
     )
 
 
+@action("CancelAtxfer", "call")
+async def cancel_atxfer(d: Dispatcher, s: Session, m: Message) -> None:
+    name = m.get("Channel").strip()
+    if not name:
+        d.error(s, m, "No channel specified")
+        return
+    ch = d.engine.channels.get(name)
+    if ch is None or ch.dead:
+        d.error(s, m, "Channel specified does not exist")
+        return
+    if not d.engine.config.features.atxfer_abort:
+        d.error(s, m, "No disconnect feature code found")
+        return
+    d.ok(s, m, "CancelAtxfer successfully queued")
+    transfer.cancel_attended(d.engine, ch)
+
+
 @action("PJSIPNotify", "system")
 async def pjsip_notify(d: Dispatcher, s: Session, m: Message) -> None:
     endpoint, uri, chan = (
