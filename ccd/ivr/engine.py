@@ -25,6 +25,7 @@ from ccd.agi.session import AgiMediaError, AgiSession, DigitsResult
 from ccd.ivr.calendar import Calendar
 from ccd.ivr.checks import luhn_ok
 from ccd.ivr.flow import (
+    QUEUE_NAME,
     TEMPLATE_FIELD,
     CallbackNode,
     CollectNode,
@@ -158,7 +159,9 @@ class IvrEngine:
             await session.set_variable("CCD_FALLBACK_QUEUE", flow.header.fallback_queue)
             await self._walk(state)
         except AgiHangup:
-            state.outcome = "caller_hangup"
+            # a message is left (and a callback asked for) by hanging up at the end of it
+            if state.outcome not in ("voicemail", "callback"):
+                state.outcome = "caller_hangup"
             await self._finish(state)
             raise
         except Exception:
@@ -401,10 +404,33 @@ class IvrEngine:
     async def _queue(self, st: CallState, node: QueueNode, nid: str) -> str:
         vip = bool(st.customer and st.customer.vip)
         prio = node.vip_priority if vip and node.vip_priority is not None else node.priority
-        st.path.append(Step(nid, node.type, None, f"{node.queue}/{prio}"))
+        queue = await self._line_queue(st) if node.line_queue else None
+        queue = queue or node.queue
+        st.path.append(Step(nid, node.type, None, f"{queue}/{prio}"))
         await self._play(st, node.prompt)
-        st.outcome, st.queue, st.priority = "queue", node.queue, prio
+        st.outcome, st.queue, st.priority = "queue", queue, prio
         raise _Done
+
+    async def _line_queue(self, st: CallState) -> str | None:
+        """The called line's own queue (CCD_LINE_QUEUE), if it is one of the tenant's."""
+        name = (await st.session.get_variable("CCD_LINE_QUEUE") or "").strip()
+        if not name:
+            return None
+        if not QUEUE_NAME.fullmatch(name):
+            log.warning("[%s] CCD_LINE_QUEUE %r is not a queue name; ignored",
+                        st.session.uniqueid, name)
+            return None
+        try:
+            owner = await self.directory.queue_tenant(name)
+        except Exception as exc:
+            log.warning("[%s] owner of queue %s unknown (%s); using the flow's queue",
+                        st.session.uniqueid, name, exc)
+            return None
+        if owner is None or (st.tenant.id and owner != st.tenant.id):
+            log.warning("[%s] line queue %s is not a queue of tenant %s; using the flow's",
+                        st.session.uniqueid, name, st.tenant.slug)
+            return None
+        return name
 
     async def _transfer(self, st: CallState, node: TransferNode, nid: str) -> str:
         if node.target is not None:
@@ -427,10 +453,25 @@ class IvrEngine:
         raise _Done
 
     async def _voicemail(self, st: CallState, node: VoicemailNode, nid: str) -> str:
-        st.path.append(Step(nid, node.type, None, node.mailbox))
         await self._play(st, node.prompt)
         st.outcome = "voicemail"
-        await st.session.exec("VoiceMail", f"{node.mailbox},u")
+        try:
+            # s: no Asterisk instructions (the flow's prompt said what to do), then the tone
+            await st.session.exec("VoiceMail", f"{node.mailbox},s")
+            status = await st.session.get_variable("VMSTATUS") or ""
+        except AgiHangup:
+            st.path.append(Step(nid, node.type, None, node.mailbox))
+            raise
+        if status not in ("SUCCESS", "USEREXIT"):
+            # no such mailbox, no space ...: Asterisk took no message; say so, go elsewhere
+            log.warning("[%s] flow %s: VoiceMail(%s) failed (VMSTATUS=%s): no message left",
+                        st.session.uniqueid, st.flow.name, node.mailbox, status or "unset")
+            st.path.append(Step(nid, node.type, None, f"{node.mailbox}:failed"))
+            st.outcome = "voicemail_failed"  # the next node may do better (a callback)
+            if node.on_failure:
+                return node.on_failure
+            raise _Done
+        st.path.append(Step(nid, node.type, None, node.mailbox))
         if node.next:
             return node.next
         raise _Done

@@ -213,6 +213,9 @@ class SetNode(_Node):
 class QueueNode(_Node):
     type: Literal["queue"]
     queue: str
+    #: use the line's own default queue (the dialplan's CCD_LINE_QUEUE of the DID called) when
+    #: it names a queue of the caller's tenant; ``queue`` otherwise
+    line_queue: bool = False
     priority: int = Field(0, ge=0, le=1000)
     vip_priority: int | None = Field(None, ge=0, le=1000)
     prompt: list[str] = []
@@ -246,6 +249,8 @@ class VoicemailNode(_Node):
     mailbox: str
     prompt: list[str] = []
     next: str | None = None
+    #: where the caller goes when VoiceMail() fails (no such mailbox, disk full ...)
+    on_failure: str | None = None
 
     prompt_list = field_validator("prompt", mode="before")(_as_list)
 
@@ -257,7 +262,10 @@ class VoicemailNode(_Node):
         return v
 
     def targets(self) -> dict[str, str]:
-        return {"next": self.next} if self.next else {}
+        out = {"next": self.next} if self.next else {}
+        if self.on_failure:
+            out["on_failure"] = self.on_failure
+        return out
 
     def prompt_names(self) -> list[str]:
         return list(self.prompt)

@@ -103,6 +103,10 @@ class Directory(Protocol):
         """Whether callers of ``queue`` are offered the post-call survey."""
         ...
 
+    async def queue_tenant(self, queue: str) -> int | None:
+        """The tenant that owns ``queue`` (None: ccd does not know the queue)."""
+        ...
+
     async def save_callback(self, req: CallbackRequest) -> bool:
         """Store a callback request; False if one is already pending for that number."""
         ...
@@ -125,9 +129,13 @@ class MemoryDirectory:
     callbacks: list[CallbackRequest] = field(default_factory=list)
     sessions: list[IvrRecord] = field(default_factory=list)
     survey_queues: set[str] = field(default_factory=set)
+    queue_tenants: dict[str, int] = field(default_factory=dict)
 
     async def queue_surveys(self, queue: str) -> bool:
         return queue in self.survey_queues
+
+    async def queue_tenant(self, queue: str) -> int | None:
+        return self.queue_tenants.get(queue)
 
     def add_customer(self, tenant_id: int, customer: Customer, *phones: str) -> None:
         for p in phones:
@@ -161,8 +169,9 @@ class MemoryDirectory:
 class PgDirectory:
     """A :class:`Directory` on PostgreSQL through a psycopg ``AsyncConnectionPool``.
 
-    Tenants, DID routes and calendars change rarely: they are cached for
-    ``cache_seconds``. Customers are always read fresh. No query may keep a caller
+    Tenants, DID routes and queues change rarely: they are cached for
+    ``cache_seconds``. Customers and calendars (business hours, holidays) are read fresh
+    for every call, so a change of hours applies to the next call. No query may keep a caller
     waiting longer than ``timeout`` seconds (pool wait included): a slow or absent
     database makes a lookup fail fast, and the engine goes on without it.
     """
@@ -203,6 +212,15 @@ class PgDirectory:
         row = await self._one("SELECT surveys FROM queues WHERE name = %s", (queue,))
         return bool(self._store(key, bool(row and row[0])))
 
+    async def queue_tenant(self, queue: str) -> int | None:
+        key = ("queue-tenant", queue)
+        hit = self._cached(key)
+        if hit is not None:
+            return int(hit) if hit >= 0 else None
+        row = await self._one("SELECT tenant_id FROM queues WHERE name = %s", (queue,))
+        self._store(key, int(row[0]) if row else -1)
+        return int(row[0]) if row else None
+
     async def resolve(self, did: str) -> tuple[Tenant, str | None]:
         key = ("did", did)
         hit = self._cached(key)
@@ -239,10 +257,6 @@ class PgDirectory:
         return Customer(*row) if row else None
 
     async def calendar_rows(self, tenant_id: int, calendar: str) -> CalendarRows:
-        key = ("cal", tenant_id, calendar)
-        hit = self._cached(key)
-        if hit is not None:
-            return hit
         hours = await self._all(
             """
             SELECT weekday, opens::text, closes::text FROM business_hours
@@ -266,9 +280,8 @@ class PgDirectory:
                 closed.add(day)
             else:
                 special.setdefault(day, []).append(parse_range(f"{_hm(opens)}-{_hm(closes)}"))
-        rows = CalendarRows(weekly, frozenset(closed),
+        return CalendarRows(weekly, frozenset(closed),
                             {d: tuple(r) for d, r in special.items()})
-        return self._store(key, rows)
 
     async def save_callback(self, req: CallbackRequest) -> bool:
         row = await self._one(

@@ -216,8 +216,35 @@ async def test_voicemail(ivr) -> None:
     h = await ivr()
     ch = ScriptedChannel(["2", "0"])
     assert await h.call(ch) == HANGUP
-    assert "EXEC VoiceMail 1000@support,u" in commands(ch)
+    assert "EXEC VoiceMail 1000@support,s" in commands(ch)
     assert h.directory.sessions[0].outcome == "voicemail"
+    assert "voicemail(1000@support)" in h.directory.sessions[0].path_text
+
+
+async def test_voicemail_that_fails_is_not_a_message_and_offers_a_callback(ivr) -> None:
+    """Real Asterisk: VoiceMail() of a mailbox voicemail.conf lacks sets VMSTATUS=FAILED and
+    goes on; the caller heard "leave a message" but none exists (real-3/F2b)."""
+    h = await ivr()
+    ch = ScriptedChannel(["2", "0"], vmstatus="FAILED")
+    assert await h.call(ch) == HANGUP
+    s = h.directory.sessions[0]
+    assert s.outcome == "callback"
+    assert "voicemail(1000@support:failed)" in s.path_text
+    assert h.directory.callbacks and h.directory.callbacks[0].e164 == "+15557770001"
+
+
+async def test_general_choice_goes_to_the_line_s_own_queue(ivr) -> None:
+    """DID 5551004 (escalation line): digit 3 reaches the line's queue, not support."""
+    h = await ivr()
+    h.directory.queue_tenants.update({"escalation": 0, "support": 0})
+    ch = ScriptedChannel(["2", "3"], variables={"CCD_LINE_QUEUE": "escalation"})
+    assert await h.call(ch) == SUCCESS
+    assert ch.variables["CCD_QUEUE"] == "escalation"
+    # a line queue ccd does not know (or another tenant's) is ignored
+    for bad in ("nosuch", "x;Hangup"):
+        ch = ScriptedChannel(["2", "3"], variables={"CCD_LINE_QUEUE": bad})
+        assert await h.call(ch) == SUCCESS
+        assert ch.variables["CCD_QUEUE"] == "support"
 
 
 async def test_operator_transfer_to_an_allowed_extension(ivr) -> None:
