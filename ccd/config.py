@@ -83,8 +83,26 @@ class DialplanConfig(_Section):
 
     agent_context: str = "agents"  # exten = agent extension
     queue_context: str = "ccd-queues"  # exten = queue name -> Queue()
-    outbound_context: str = "ccd-outbound"  # exten = number to dial out
+    outbound_context: str = "ccd-outbound"  # exten = number to dial out (click-to-dial)
+    transfer_out_context: str = "ccd-transfer-out"  # blind transfer of a caller to a number
+    consult_out_context: str = "ccd-consult-out"  # attended transfer: the agent calls it
+    hold_context: str = "ccd-hold"  # the panel's hold: the agent waits on hold_exten there
+    hold_exten: str = Field("70", pattern=r"^[0-9*#]+$")  # dialled as DTMF: digits only
     spy_context: str = "ccd-spy"  # supervisor listen / whisper / barge
+    confirm_timeout: float = Field(4.0, gt=0, description="seconds a hold/transfer waits "
+                                   "for Asterisk to confirm it")
+
+
+class AsteriskConfig(_Section):
+    """Where Asterisk keeps what ccd installs and checks (on the PBX host, or shared)."""
+
+    data_dir: Path = Field(Path("/var/lib/asterisk"),
+                           description="Asterisk's astdatadir: sounds/ and moh/ (prompts)")
+    check_prompts: bool = Field(True, description="refuse to start when a prompt is missing")
+
+    @property
+    def sounds_dir(self) -> Path:
+        return self.data_dir / "sounds"
 
 
 class RecordingConfig(_Section):
@@ -140,6 +158,7 @@ class Config(_Section):
     store: StoreConfig = StoreConfig()
     model: ModelSection = ModelSection()
     dialplan: DialplanConfig = DialplanConfig()
+    asterisk: AsteriskConfig = AsteriskConfig()
     recording: RecordingConfig = RecordingConfig()
     web: WebConfig = WebConfig()
     api: ApiConfig = ApiConfig()

@@ -7,6 +7,7 @@ tenant's dial patterns (digits and a leading + only).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -19,8 +20,9 @@ from typing import Any
 from ccd.ami.client import AmiClient
 from ccd.api import ApiError
 from ccd.config import Config
-from ccd.model.live import Call, LiveModel
+from ccd.model.live import Call, Channel, LiveModel
 from ccd.services.directory import (
+    EXIT_ERROR,
     EXIT_NOT_FOUND,
     EXIT_USAGE,
     Directory,
@@ -117,10 +119,11 @@ class CallService:
                 return ch.name
         raise ApiError(f"call {call.call_id} is not connected to an agent", EXIT_USAGE)
 
-    async def resolve_target(self, call: Call, target: str,
-                             tenant: int | None = None) -> tuple[str, str]:
+    async def resolve_target(self, call: Call, target: str, tenant: int | None = None,
+                             number_context: str | None = None) -> tuple[str, str]:
         """``(exten, context)`` for ``agent:X``, ``queue:NAME``, ``number:N`` or a bare value,
-        looked up in ``tenant`` (default: the call's, :meth:`tenant_of`)."""
+        looked up in ``tenant`` (default: the call's, :meth:`tenant_of`); numbers go to
+        ``number_context`` (default: the click-to-dial context)."""
         dp = self.config.dialplan
         kind, _, value = target.partition(":")
         if not value:
@@ -143,7 +146,7 @@ class CallService:
             if kind == "queue":
                 raise ApiError(f"no queue {value!r} for this tenant", EXIT_NOT_FOUND)
         number = await check_number(self.directory, tenant, value)
-        return number, dp.outbound_context
+        return number, number_context or dp.outbound_context
 
     async def transfer(self, call_id: str, target: str, attended: bool = False,
                        agent: str | None = None,
@@ -155,29 +158,90 @@ class CallService:
         leg = self._agent_leg(call, agent)
         if tenant_id is None:
             tenant_id = await self.tenant_of(call, agent)
-        exten, context = await self.resolve_target(call, target, tenant_id)
+        dp = self.config.dialplan
+        # a caller sent to a number goes back to a queue if it cannot be reached; an agent
+        # consulting a number simply returns to the caller
+        out = dp.consult_out_context if attended else dp.transfer_out_context
+        exten, context = await self.resolve_target(call, target, tenant_id, out)
         action = "Atxfer" if attended else "BlindTransfer"
         await self._send(action, {"Channel": leg, "Exten": exten, "Context": context})
         log.info("%s of call %s (%s) to %s@%s", action, call_id, leg, exten, context)
-        return {"call_id": call_id, "transfer": "attended" if attended else "blind",
-                "channel": leg, "exten": exten, "context": context}
+        result = {"call_id": call_id, "transfer": "attended" if attended else "blind",
+                  "channel": leg, "exten": exten, "context": context, "state": "requested"}
+        if context == dp.transfer_out_context:
+            result["state"] = await self._number_outcome(call, exten)
+        return result
 
-    async def hold(self, call_id: str, on: bool, agent: str | None = None) -> dict[str, Any]:
-        """Ask the agent's phone to hold / resume (``PJSIPNotify`` Event: hold / talk).
+    async def _number_outcome(self, call: Call, number: str) -> str:
+        """Wait briefly for Asterisk's first word on a blind transfer to a number.
 
-        Asterisk has no AMI action that holds a SIP call itself: the phone does it with a
-        re-INVITE, which Asterisk reports as ``Hold`` / ``Unhold``; the state changes only
-        then. Phones must accept remote-control NOTIFYs (Yealink, Polycom, Grandstream ...).
-        """
-        call = self.get(call_id)
+        The dialplan leaves ``CCD_TRANSFER_RESULT`` on the caller's channel (``dialling``,
+        then Dial's DIALSTATUS): a number that fails at once is reported as failed, with
+        the caller back in the queue, instead of a transfer "done" that dropped nobody
+        knows where."""
+        end = time.monotonic() + self.config.dialplan.confirm_timeout
+        status = ""
+        while time.monotonic() < end:
+            status = call.record.variables.get("CCD_TRANSFER_RESULT", "")
+            if status and status != "dialling":
+                break
+            if call.call_id not in self.model.calls:
+                return "ended"
+            await asyncio.sleep(0.05)
+        if status == "ANSWER":
+            return "answered"
+        if status in ("", "dialling"):
+            return "ringing" if status else "requested"
+        queue = call.record.variables.get("QNAME") or call.record.queue or "the queue"
+        raise ApiError(f"transfer to {number} failed ({status}): the caller was told and is "
+                       f"back in {queue}", EXIT_ERROR)
+
+    def _agent_channel(self, call: Call, agent: str | None = None) -> Channel:
+        """The agent's own channel in the call (talking, or on hold)."""
         for uid, seg in call.open_segments.items():
             ch = call.channels.get(uid)
             if ch is not None and (agent is None or seg.agent == agent):
-                endpoint = seg.agent.split("/", 1)[-1]
-                await self._send("PJSIPNotify", {"Endpoint": endpoint,
-                                                 "Variable": f"Event={'hold' if on else 'talk'}"})
-                return {"call_id": call_id, "agent": seg.agent, "hold": on}
-        raise ApiError(f"call {call_id} is not connected to an agent", EXIT_USAGE)
+                return ch
+        for ch in call.channels.values():
+            if ch.held_since is not None and not ch.is_local and ch.uniqueid != call.customer \
+                    and (agent is None or ch.interface == agent):
+                return ch
+        raise ApiError(f"call {call.call_id} is not connected to an agent", EXIT_USAGE)
+
+    async def hold(self, call_id: str, on: bool, agent: str | None = None) -> dict[str, Any]:
+        """Hold / resume the caller inside Asterisk, whatever the agent's phone is.
+
+        Hold is an attended transfer of the agent's leg to ``hold_exten@hold_context``
+        (AMI ``Atxfer``): Asterisk plays music on hold to the caller and reports ``Hold`` on
+        the agent's channel; resume is ``CancelAtxfer`` (``Unhold``). The answer is what
+        Asterisk confirmed within ``confirm_timeout``, never an optimistic "ok"."""
+        call = self.get(call_id)
+        ch = self._agent_channel(call, agent)
+        held = ch.held_since is not None
+        if held == on:
+            return {"call_id": call_id, "agent": ch.interface, "hold": on, "already": True}
+        dp = self.config.dialplan
+        if on:
+            for var, value in (("__CCD_HOLD_AGENT", ch.name), ("__CCD_HOLD_CALL", call_id),
+                               ("__CCD_HOLD_QUEUE", call.record.queue)):
+                await self._send("Setvar", {"Channel": ch.name, "Variable": var,
+                                            "Value": value})
+            await self._send("Atxfer", {"Channel": ch.name, "Exten": dp.hold_exten,
+                                        "Context": dp.hold_context})
+        else:
+            await self._send("CancelAtxfer", {"Channel": ch.name})
+        end = time.monotonic() + dp.confirm_timeout
+        while time.monotonic() < end:
+            if (ch.held_since is not None) == on and ch.uniqueid in self.model.channels:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            what = "hold" if on else "resume"
+            raise ApiError(f"Asterisk did not confirm the {what} of call {call_id} within "
+                           f"{dp.confirm_timeout:g} s (no {'Hold' if on else 'Unhold'} event)",
+                           EXIT_ERROR)
+        log.info("call %s %s by ccd (%s)", call_id, "held" if on else "resumed", ch.name)
+        return {"call_id": call_id, "agent": ch.interface, "hold": on, "confirmed": True}
 
     def recording_path(self, tenant_slug: str, call_id: str, ts: float) -> Path:
         """``<dir>/<tenant>/<YYYY>/<MM>/<DD>/<call id>.wav``; ids come from Asterisk but are

@@ -16,7 +16,7 @@ from psycopg_pool import AsyncConnectionPool
 from ccd.ami.client import AmiClient, AmiError, AmiNotConnected
 from ccd.api import ApiError
 
-EXIT_NOT_FOUND, EXIT_USAGE, EXIT_UNAVAILABLE = 4, 2, 3
+EXIT_ERROR, EXIT_NOT_FOUND, EXIT_USAGE, EXIT_UNAVAILABLE = 1, 4, 2, 3
 
 
 @dataclass(slots=True)
