@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test bench lint assets venv clean
+.PHONY: run test test-real bench lint assets venv clean
 
 $(STAMP): pyproject.toml
 	@scripts/sysdeps.sh base
@@ -24,12 +24,19 @@ assets:
 	@scripts/assets.sh
 
 run: $(STAMP) assets
+	@scripts/sysdeps.sh web
 	$(BIN)/ccd demo
 
 test: $(STAMP) assets
 	@scripts/sysdeps.sh test
 	$(BIN)/ruff check ccd tests bench
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# ccd against an installed Asterisk 22 with real SIP phones (baresip): CCD_ASTERISK=/path/to/asterisk
+test-real: $(STAMP) assets
+	@test -n "$(CCD_ASTERISK)" || { echo "make test-real: set CCD_ASTERISK to an installed Asterisk 22 binary (e.g. /usr/sbin/asterisk)" >&2; exit 2; }
+	@scripts/sysdeps.sh test real
+	CCD_ASTERISK="$(CCD_ASTERISK)" $(BIN)/python -m pytest tests/real $(PYTEST_ARGS)
 
 bench: $(STAMP) assets
 	@set -e; for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b; done
