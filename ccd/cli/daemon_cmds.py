@@ -14,7 +14,7 @@ from rich.table import Table
 
 from ccd import logs
 from ccd.api import ApiError, call_sync
-from ccd.cli.main import EXIT_ERROR, Ctx, cli, pass_ctx
+from ccd.cli.main import EXIT_ERROR, EXIT_USAGE, Ctx, cli, pass_ctx
 from ccd.config import Config
 
 
@@ -37,13 +37,21 @@ def api(config: Config, method: str, params: dict[str, Any] | None = None) -> An
 @cli.command()
 @pass_ctx
 def run(ctx: Ctx) -> None:
-    """Run the daemon: AMI link, live model, store, control API. Stops on SIGTERM."""
+    """Run the daemon: AMI link, live model, store, control API. Stops on SIGTERM.
+
+    Exits 2 before starting anything if the panel's ``[web] host:port`` cannot be bound
+    (unless ``[web] optional = true``: then it warns and runs without the panel)."""
     cfg = ctx.config
     logs.setup(cfg.log.level, cfg.log.format)
     from ccd.service import run_daemon
+    from ccd.web.server import PanelPortError
 
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_daemon(cfg))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(run_daemon(cfg))
+    except PanelPortError as exc:
+        click.echo(f"ccd: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
 
 
 @cli.command()
