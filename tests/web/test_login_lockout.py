@@ -8,18 +8,22 @@ so the interleaving is forced rather than left to the scheduler."""
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from pathlib import Path
 
 import psycopg
 import pytest
 import requests
+from click.testing import CliRunner
 from web_support import PASSWORD, Stack, Web, wait_until
 
+from ccd.cli.main import cli
 from ccd.security import hash_password
+from ccd.store.db import open_pool
 from ccd.web import store as store_module
 
 pytestmark = pytest.mark.timeout(240)
@@ -145,7 +149,17 @@ def test_unknown_usernames_answer_like_real_accounts(stack: Stack,
         assert checked == [f"{name}-wrong-{i}" for i in range(ATTEMPTS)], (name, checked)
 
 
-def test_the_lockout_window_ends_and_a_login_clears_it(stack: Stack, web: Any) -> None:
+def _locked_in_cli(stack: Stack, tmp: Path, username: str) -> bool:
+    """``ccd users --json`` shows the user's lock."""
+    r = CliRunner().invoke(cli, ["users", "--json"], catch_exceptions=False,
+                           env={"CCD_DATABASE_URL": stack.db_url, "CCD_DATA_DIR": str(tmp),
+                                "CCD_CONFIG": ""})
+    assert r.exit_code == 0, r.output
+    return next(u for u in json.loads(r.output) if u["username"] == username)[
+        "locked_until"] is not None
+
+
+def test_the_lockout_window_ends_and_a_login_clears_it(stack: Stack, tmp_path: Path) -> None:
     _add_user(stack, "comeback")
     w = Web(stack.url)
     assert w.login("comeback", "wrong-password").status_code == 401
@@ -156,7 +170,28 @@ def test_the_lockout_window_ends_and_a_login_clears_it(stack: Stack, web: Any) -
     for _ in range(ATTEMPTS):
         assert Web(stack.url).login("comeback", "wrong-password").status_code == 401
     assert Web(stack.url).login("comeback", PASSWORD).status_code == 401
+    assert _locked_in_cli(stack, tmp_path, "comeback")
     with psycopg.connect(stack.db_url) as conn:  # lockout_minutes later
         conn.execute("UPDATE login_throttle SET locked_until = now() - interval '1 second', "
                      "updated_at = now() - interval '16 minutes' WHERE username = 'comeback'")
+    assert not _locked_in_cli(stack, tmp_path, "comeback")
     assert Web(stack.url).login("comeback", PASSWORD).status_code == 200
+
+
+def test_expired_attempts_are_swept(stack: Stack) -> None:
+    """Unknown usernames cannot grow login_throttle for ever: rows whose window is over
+    are deleted (they mean the same as no row); live ones stay."""
+    with psycopg.connect(stack.db_url) as conn:
+        conn.execute("INSERT INTO login_throttle (username, failures, locked_until, updated_at)"
+                     " VALUES ('old-spray-1', 3, NULL, now() - interval '16 minutes'),"
+                     " ('old-spray-2', 5, now() - interval '1 minute',"
+                     "  now() - interval '16 minutes'),"
+                     " ('still-locked', 5, now() + interval '10 minutes', now())")
+    with open_pool(stack.db_url, min_size=1, max_size=2, name="sweep-test") as pool:
+        store = store_module.PanelStore(pool)  # a fresh panel process: sweeps at once
+        assert store.authenticate("someone-else", "wrong-password", ATTEMPTS, 15) == (
+            None, "failed")
+    with psycopg.connect(stack.db_url) as conn:
+        left = {r[0] for r in conn.execute("SELECT username FROM login_throttle").fetchall()}
+    assert "old-spray-1" not in left and "old-spray-2" not in left
+    assert {"still-locked", "someone-else"} <= left
