@@ -114,6 +114,8 @@ class RecordingConfig(_Section):
 
 class WebConfig(_Section):
     enabled: bool = True
+    optional: bool = Field(False, description="a taken host:port: warn and run without the "
+                           "panel (default: ccd run exits 2 before starting anything)")
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     secret_key: SecretStr = SecretStr("")  # empty: generated into <data_dir>/web.key

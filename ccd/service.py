@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from typing import Any
 
 from ccd import prompts
@@ -20,7 +21,7 @@ from ccd.store import migrate
 from ccd.store.db import DatabaseUnavailable, open_async_pool
 from ccd.store.embedded import database_url
 from ccd.store.writer import EventWriter
-from ccd.web.server import Panel, register_methods, start_panel
+from ccd.web.server import Panel, register_methods, reserve_panel, start_panel
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +50,28 @@ async def _migrate_until_done(url: str, retry: float) -> None:
 
 
 async def run_daemon(config: Config, *, ready: asyncio.Event | None = None,
-                     extra: dict[str, Any] | None = None) -> None:
-    """Run ccd until SIGTERM/SIGINT (or until the returned task is cancelled)."""
+                     extra: dict[str, Any] | None = None,
+                     panel_socket: socket.socket | None = None) -> None:
+    """Run ccd until SIGTERM/SIGINT (or until the returned task is cancelled).
+
+    The panel's ``[web] host:port`` is bound first, before the database, AMI or anything
+    else is touched: a taken port raises :class:`ccd.web.server.PanelPortError` (``ccd
+    run`` exits 2), or with ``[web] optional = true`` ccd runs without the panel. A caller
+    that already bound it (``ccd demo``) passes ``panel_socket``.
+    """
     if config.asterisk.check_prompts:
         check_prompts(config)
+    if panel_socket is None and config.web.enabled:
+        panel_socket = reserve_panel(config)
+    try:
+        await _run(config, ready, extra, panel_socket)
+    finally:
+        if panel_socket is not None:
+            panel_socket.close()  # never served (start-up failed); closing twice is harmless
+
+
+async def _run(config: Config, ready: asyncio.Event | None, extra: dict[str, Any] | None,
+               panel_socket: socket.socket | None) -> None:
     with database_url(config) as url:
         log.info("database %s", redact_url(url))
         migrating = asyncio.create_task(_migrate_until_done(url, config.store.retry_interval))
@@ -88,11 +107,12 @@ async def run_daemon(config: Config, *, ready: asyncio.Event | None = None,
                 daemon.agi = agi
                 await services.start()
                 await daemon.start()
-                if config.web.enabled:
+                if panel_socket is not None:
                     register_methods(daemon, services)  # API method "stats.today"
                     bridge = DaemonBridge(daemon, asyncio.get_running_loop())
                     try:
-                        panel = await asyncio.to_thread(start_panel, config, bridge, url)
+                        panel = await asyncio.to_thread(start_panel, config, bridge, url,
+                                                        panel_socket)
                     except OSError as exc:
                         log.error("panel not started on %s:%s: %s", config.web.host,
                                   config.web.port, exc)

@@ -94,9 +94,11 @@ def users(click_ctx: click.Context, tenant: str | None, as_json: bool) -> None:
         with open_db(ctx.config) as conn:
             tid = tenant_id(conn, tenant)
             data = rows(conn, "SELECT u.id, u.username, t.slug AS tenant, u.role, "
-                        "a.interface AS agent, u.language, u.locked_until FROM users u "
+                        "a.interface AS agent, u.language, CASE WHEN lt.locked_until > now() "
+                        "THEN lt.locked_until END AS locked_until FROM users u "
                         "JOIN tenants t ON t.id = u.tenant_id LEFT JOIN agents a "
-                        "ON a.id = u.agent_id WHERE (%s::bigint IS NULL OR u.tenant_id = "
+                        "ON a.id = u.agent_id LEFT JOIN login_throttle lt ON lt.username = "
+                        "u.username WHERE (%s::bigint IS NULL OR u.tenant_id = "
                         "%s::bigint) ORDER BY u.id", tid, tid)
         show(data, [("id", "id"), ("username", "username"), ("tenant", "tenant"),
                     ("role", "role"), ("agent", "agent"), ("language", "lang"),

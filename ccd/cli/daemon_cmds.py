@@ -37,17 +37,21 @@ def api(config: Config, method: str, params: dict[str, Any] | None = None) -> An
 @cli.command()
 @pass_ctx
 def run(ctx: Ctx) -> None:
-    """Run the daemon: AMI link, live model, store, control API. Stops on SIGTERM."""
+    """Run the daemon: AMI link, live model, store, control API. Stops on SIGTERM.
+
+    Exits 2 before starting anything if the panel's ``[web] host:port`` cannot be bound
+    (unless ``[web] optional = true``: then it warns and runs without the panel)."""
     cfg = ctx.config
     logs.setup(cfg.log.level, cfg.log.format)
     from ccd.ivr.flow import FlowError
     from ccd.prompts import PromptError
     from ccd.service import run_daemon
+    from ccd.web.server import PanelPortError
 
     try:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(run_daemon(cfg))
-    except (PromptError, FlowError) as exc:
+    except (PanelPortError, PromptError, FlowError) as exc:
         click.echo(f"ccd: {exc}", err=True)
         sys.exit(EXIT_USAGE)
 

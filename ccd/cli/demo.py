@@ -12,13 +12,14 @@ import contextlib
 import logging
 import signal
 import socket
+import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
 from ccd import logs
-from ccd.cli.main import Ctx, cli, pass_ctx
+from ccd.cli.main import EXIT_USAGE, Ctx, cli, pass_ctx
 from ccd.cli.output import console
 from ccd.config import Config
 from ccd.demo_seed import AGENTS, seed
@@ -88,6 +89,7 @@ async def run_demo(config: Config, calls_per_minute: float, agents: int, handle_
     from ccd.service import run_daemon
     from ccd.sim.simulator import SimOptions, Simulator
     from ccd.sim.traffic import Traffic, TrafficOptions
+    from ccd.web.server import reserve_panel
 
     data = config.data_dir.resolve()
     recordings = (data / "recordings").resolve()
@@ -95,6 +97,10 @@ async def run_demo(config: Config, calls_per_minute: float, agents: int, handle_
     if config.agi.port == 4573:  # the demo never competes for the well-known port
         config.agi.port = _free_port(config.agi.host)
     config.web.cookie_secure = False  # the demo panel is plain http on localhost
+    # the panel's port first, before the database and the simulator start
+    panel_socket = reserve_panel(config) if config.web.enabled else None
+    if panel_socket is None:
+        config.web.enabled = False
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -117,7 +123,8 @@ async def run_demo(config: Config, calls_per_minute: float, agents: int, handle_
         await traffic.start()
         ready = asyncio.Event()
         parts: dict[str, Any] = {}
-        daemon_task = asyncio.create_task(run_daemon(config, ready=ready, extra=parts))
+        daemon_task = asyncio.create_task(run_daemon(config, ready=ready, extra=parts,
+                                                     panel_socket=panel_socket))
         try:
             done, _ = await asyncio.wait({daemon_task, asyncio.create_task(ready.wait())},
                                          return_when=asyncio.FIRST_COMPLETED)
@@ -160,7 +167,13 @@ def demo(ctx: Ctx, calls_per_minute: float, agents: int, handle_time: float,
     logs.setup(cfg.log.level, cfg.log.format)
     for noisy in ("ccd.sim", "ccd.ivr", "ccd.agi"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_demo(cfg, calls_per_minute, agents, handle_time, time_scale,
-                             seed_value))
+    from ccd.web.server import PanelPortError
+
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(run_demo(cfg, calls_per_minute, agents, handle_time, time_scale,
+                                 seed_value))
+    except PanelPortError as exc:
+        click.echo(f"ccd: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
 

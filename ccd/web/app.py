@@ -12,11 +12,15 @@
   every query is scoped to the user's tenant.
 * Content-Security-Policy allows nothing but ccd's own scripts and styles (no inline
   script, no external URL), on top of Jinja's autoescaping and ``textContent`` in scripts.
+* Text that no field can hold (a NUL byte, an unpaired surrogate, control characters) is
+  refused with a 400 naming the field before any view runs (:mod:`ccd.web.inputs`); a
+  value the database still refuses is a 400 as well, never a 500.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import secrets
 from collections.abc import Callable
@@ -25,6 +29,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+import psycopg
 from flask import Flask, current_app, g, jsonify, redirect, request, session, url_for
 from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
 from werkzeug.wrappers import Response
@@ -33,9 +38,11 @@ from ccd.api import ApiError
 from ccd.web.heartbeat import HeartbeatMonitor
 from ccd.web.hub import Hub
 from ccd.web.i18n import LANGUAGES, js_table, normalize, translate
+from ccd.web.inputs import request_problem
 from ccd.web.store import NotFound, PanelStore, StoreError, User
 
 F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger(__name__)
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
@@ -114,6 +121,13 @@ def json_error(message: str, status: int) -> tuple[Response, int]:
     return jsonify({"ok": False, "error": message}), status
 
 
+def bad_request(message: str) -> Any:
+    """A 400: JSON for the API, plain text (never HTML made of request data) for pages."""
+    if _wants_json():
+        return json_error(message, 400)
+    return Response(message, status=400, mimetype="text/plain")
+
+
 def login_required(role: str = "agent") -> Callable[[F], F]:
     """Pages and API calls for users of at least ``role`` (401/403 otherwise)."""
     def deco(fn: F) -> F:
@@ -168,6 +182,11 @@ def create_app(config: Any, context: PanelContext, secret_key: str) -> Flask:
     app.extensions["ccd"] = context
     CSRFProtect(app)
 
+    @app.before_request
+    def _refuse_invalid_text() -> Any:
+        problem = request_problem(request)
+        return bad_request(f"invalid input: {problem}") if problem else None
+
     from ccd.web.api import bp as api_bp
     from ccd.web.pages import bp as pages_bp
 
@@ -212,5 +231,12 @@ def create_app(config: Any, context: PanelContext, secret_key: str) -> Flask:
     @app.errorhandler(StoreError)
     def _store_error(exc: StoreError) -> Any:
         return json_error(str(exc), 400) if _wants_json() else (str(exc), 400)
+
+    @app.errorhandler(psycopg.DataError)
+    def _data_error(exc: psycopg.DataError) -> Any:
+        # the input checks should have caught it; the transaction was rolled back
+        log.warning("panel: %s %s: the database refused a value: %s", request.method,
+                    request.path, exc)
+        return bad_request("invalid input: a value the database cannot store")
 
     return app

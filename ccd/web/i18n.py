@@ -17,8 +17,8 @@ _T: dict[str, tuple[str, str]] = {
     "username": ("Username", "用户名"),
     "password": ("Password", "密码"),
     "login_failed": ("Wrong username or password.", "用户名或密码错误。"),
-    "login_locked": ("Too many failed attempts: this account is locked for a while.",
-                     "登录失败次数过多,账户暂时锁定。"),
+    "login_locked": ("Too many failed attempts: logins with this username are locked for "
+                     "a while.", "登录失败次数过多,该用户名暂时锁定。"),
     "language": ("Language", "语言"),
     "save": ("Save", "保存"),
     "cancel": ("Cancel", "取消"),

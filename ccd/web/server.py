@@ -26,7 +26,14 @@ from typing import Any
 from flask import Flask
 from flask_socketio import SocketIO
 from psycopg_pool import ConnectionPool
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.serving import (
+    LISTEN_QUEUE,
+    BaseWSGIServer,
+    WSGIRequestHandler,
+    get_sockaddr,
+    make_server,
+    select_address_family,
+)
 
 from ccd.store.db import open_pool
 from ccd.web.app import PanelContext, create_app, load_secret_key
@@ -85,7 +92,7 @@ class Panel:
 
     @property
     def port(self) -> int:
-        return int(self.server.server_port)
+        return int(self.server.server_address[1])
 
     @property
     def url(self) -> str:
@@ -109,12 +116,79 @@ class Panel:
         log.info("panel stopped")
 
 
-def start_panel(config: Any, bridge: Any, database_url: str) -> Panel:
-    """Start the panel on ``[web] host:port`` (port 0 = any free port) and return it.
+class PanelPortError(Exception):
+    """The panel cannot listen on ``[web] host:port`` (taken, or not an address here)."""
+
+    def __init__(self, where: str, reason: str) -> None:
+        super().__init__(
+            f"the panel cannot listen on {where}: {reason}. Stop the program that holds it "
+            f"or choose another port with [web] port (CCD_WEB_PORT); [web] optional = true "
+            f"runs ccd without the panel instead")
+        self.where = where
+        self.reason = reason
+
+
+def panel_address(config: Any) -> str:
+    """``host:port`` of the panel as configured (``[::1]:8080`` for IPv6)."""
+    host = str(config.web.host)
+    return f"[{host}]:{config.web.port}" if ":" in host else f"{host}:{config.web.port}"
+
+
+def bind_panel(config: Any) -> socket.socket:
+    """Bind and listen on ``[web] host:port`` now, for :func:`start_panel` to serve later.
+
+    Done before the daemon starts anything, so a taken port is found while nothing has
+    been touched, and no other program can take the port in between. Raises
+    :class:`PanelPortError` (never ``SystemExit``, which Werkzeug's own bind does).
+    """
+    host, port = str(config.web.host), int(config.web.port)
+    family = select_address_family(host, port)
+    try:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            if family != getattr(socket, "AF_UNIX", None):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(get_sockaddr(host, port, family))
+            sock.listen(LISTEN_QUEUE)
+        except BaseException:
+            sock.close()
+            raise
+    except OSError as exc:
+        raise PanelPortError(panel_address(config), exc.strerror or str(exc)) from exc
+    return sock
+
+
+def reserve_panel(config: Any) -> socket.socket | None:
+    """:func:`bind_panel`, honouring ``[web] optional``: a taken port raises
+    :class:`PanelPortError`, or with ``optional = true`` logs a warning and returns None
+    (ccd then runs without the panel)."""
+    try:
+        return bind_panel(config)
+    except PanelPortError as exc:
+        if not getattr(config.web, "optional", False):
+            raise
+        log.warning("the panel cannot listen on %s: %s; running without the panel "
+                    "([web] optional = true)", exc.where, exc.reason)
+        return None
+
+
+def start_panel(config: Any, bridge: Any, database_url: str,
+                sock: socket.socket | None = None) -> Panel:
+    """Start the panel on ``sock`` (from :func:`bind_panel`; bound here when None) and
+    return it. ``[web] port`` 0 = any free port. The panel owns ``sock`` from now on.
 
     Call it from a thread other than the daemon's loop (``asyncio.to_thread``): it waits
     for the database pool and subscribes through the bridge.
     """
+    if sock is None:
+        sock = bind_panel(config)
+    try:
+        return _start_panel(config, bridge, database_url, sock)
+    finally:
+        sock.close()  # the server serves a duplicate of it
+
+
+def _start_panel(config: Any, bridge: Any, database_url: str, sock: socket.socket) -> Panel:
     web = config.web
     missing = [f for f in VENDOR_FILES if not (VENDOR / f).exists()]
     if missing:
@@ -122,22 +196,23 @@ def start_panel(config: Any, bridge: Any, database_url: str) -> Panel:
                     ", ".join(missing))
     pool = open_pool(database_url, min_size=1, max_size=int(getattr(web, "pool_max", 8)),
                      name="ccd-web")
-    store = PanelStore(pool)
-    mq = str(getattr(web, "message_queue", "") or "") or None
-    socketio = SocketIO(async_mode="threading", message_queue=mq, ping_interval=25,
-                        ping_timeout=20, max_http_buffer_size=64 * 1024)
-    hub = Hub(socketio.emit, store, bridge)
-    heartbeat = HeartbeatMonitor(bridge, timeout=float(getattr(web, "heartbeat_timeout", 30.0)))
-    context = PanelContext(config, bridge, store, hub, heartbeat)
-    app = create_app(config, context, load_secret_key(config))
-    socketio.init_app(app)
-    registry = register(socketio, context)
-    hub.active_tenants = registry.tenants
-    context.registry, context.socketio = registry, socketio
     try:
+        store = PanelStore(pool)
+        mq = str(getattr(web, "message_queue", "") or "") or None
+        socketio = SocketIO(async_mode="threading", message_queue=mq, ping_interval=25,
+                            ping_timeout=20, max_http_buffer_size=64 * 1024)
+        hub = Hub(socketio.emit, store, bridge)
+        heartbeat = HeartbeatMonitor(bridge,
+                                     timeout=float(getattr(web, "heartbeat_timeout", 30.0)))
+        context = PanelContext(config, bridge, store, hub, heartbeat)
+        app = create_app(config, context, load_secret_key(config))
+        socketio.init_app(app)
+        registry = register(socketio, context)
+        hub.active_tenants = registry.tenants
+        context.registry, context.socketio = registry, socketio
         server = make_server(web.host, int(web.port), app, threaded=True,
-                             request_handler=_QuietHandler)
-    except OSError:
+                             request_handler=_QuietHandler, fd=sock.fileno())
+    except BaseException:
         pool.close()
         raise
     thread = threading.Thread(target=server.serve_forever, name="ccd-web-http", daemon=True)

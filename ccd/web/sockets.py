@@ -7,7 +7,8 @@ admins (every agent, call and queue of the tenant). Nothing a client sends can c
 rooms. Messages from clients:
 
 * ``heartbeat`` -> ``{"ok": true, "t": <server time>}`` (keeps the agent unpaused);
-* ``call_info`` ``{"call_id": ...}`` -> the call if this user may see it, else an error.
+* ``call_info`` ``{"call_id": ...}`` -> the call if this user may see it, else an error
+  (a call id with a NUL byte or other invalid text: ``invalid input: ...``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from ccd.model import domain as d
 from ccd.web.api import live_agent, live_call, may_see_call
 from ccd.web.app import PanelContext, current_user
 from ccd.web.hub import call_extra, plain
+from ccd.web.inputs import value_problem
 from ccd.web.store import User
 
 log = logging.getLogger(__name__)
@@ -137,6 +139,9 @@ def register(socketio: SocketIO, context: PanelContext) -> Registry:
         call_id = data.get("call_id") if isinstance(data, dict) else None
         if user is None or not isinstance(call_id, str) or len(call_id) > 64:
             return {"ok": False, "error": "bad request"}
+        problem = value_problem(call_id, "call_id")
+        if problem:
+            return {"ok": False, "error": f"invalid input: {problem}"}
         live = context.bridge.read(lambda m: live_call(m, call_id))
         if not may_see_call(user, call_id, live):
             return {"ok": False, "error": "forbidden"}

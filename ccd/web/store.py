@@ -12,6 +12,8 @@ Rules kept by every method:
 
 from __future__ import annotations
 
+import secrets
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -50,9 +52,6 @@ ORDERS: dict[str, sql.Composable] = {"asc": sql.SQL("ASC NULLS LAST"),
                                      "desc": sql.SQL("DESC NULLS LAST")}
 PER_PAGE = 25
 MAX_TEXT = 200
-
-_DUMMY_HASH: str | None = None
-
 
 class StoreError(Exception):
     """A request the data does not allow (unknown reference, bad transition ...)."""
@@ -156,6 +155,10 @@ class PanelStore:
 
     def __init__(self, pool: ConnectionPool) -> None:
         self.pool = pool
+        #: what unknown usernames are checked against (same argon2 parameters, same work)
+        self._dummy_hash = hash_password(secrets.token_urlsafe(24))
+        self._sweep_lock = threading.Lock()
+        self._next_sweep = 0.0
 
     # ------------------------------------------------------------------ helpers
 
@@ -185,32 +188,72 @@ class PanelStore:
         row = self._one(self._USER + " WHERE u.id = %s", (user_id,))
         return User(**row) if row else None
 
+    #: one atomic statement: reserve an attempt for the username (real or not) unless it is
+    #: locked, and read the account if there is one. ON CONFLICT DO UPDATE takes the row
+    #: lock, and its WHERE is re-checked on the newest row version, so concurrent logins
+    #: are granted one by one and none after the one that reached the limit.
+    _RESERVE = """
+        WITH r AS (
+            INSERT INTO login_throttle AS t (username, failures, locked_until, updated_at)
+            VALUES (%(u)s, 1, CASE WHEN %(n)s <= 1 THEN now() + make_interval(mins => %(m)s)
+                              END, now())
+            ON CONFLICT (username) DO UPDATE SET
+                failures = CASE WHEN t.locked_until IS NOT NULL OR t.updated_at
+                           <= now() - make_interval(mins => %(m)s) THEN 1
+                           ELSE t.failures + 1 END,
+                locked_until = CASE WHEN (CASE WHEN t.locked_until IS NOT NULL OR t.updated_at
+                               <= now() - make_interval(mins => %(m)s) THEN 1
+                               ELSE t.failures + 1 END) >= %(n)s
+                               THEN now() + make_interval(mins => %(m)s) END,
+                updated_at = now()
+            WHERE t.locked_until IS NULL OR t.locked_until <= now()
+            RETURNING failures)
+        SELECT r.failures, u.id, u.password_hash FROM r
+        LEFT JOIN users u ON u.username = %(u)s
+    """
+
     def authenticate(self, username: str, password: str, attempts: int,
                      minutes: int) -> tuple[User | None, str]:
-        """``(user, "")`` or ``(None, "failed" | "locked")``; counts failures, locks."""
-        global _DUMMY_HASH
-        row = self._one("SELECT id, password_hash, locked_until > now() AS locked "
-                        "FROM users WHERE username = %s", (username,))
-        if row is None or row["locked"]:
-            if _DUMMY_HASH is None:
-                _DUMMY_HASH = hash_password("not-a-real-password")
-            verify_password(_DUMMY_HASH, password)  # same time whether the user exists or not
-            return None, "locked" if row is not None else "failed"
-        if not verify_password(row["password_hash"], password):
-            locked = self._one(
-                "UPDATE users SET "
-                " failed_logins = CASE WHEN failed_logins + 1 >= %(n)s THEN 0 "
-                "                 ELSE failed_logins + 1 END,"
-                " locked_until = CASE WHEN failed_logins + 1 >= %(n)s "
-                "                THEN now() + make_interval(mins => %(m)s) ELSE locked_until END"
-                " WHERE id = %(id)s RETURNING locked_until > now() AS locked",
-                {"n": attempts, "m": minutes, "id": row["id"]})
-            return None, "locked" if locked and locked["locked"] else "failed"
+        """``(user, "")`` or ``(None, "failed" | "locked")``.
+
+        Every attempt is first reserved in ``login_throttle`` (:attr:`_RESERVE`), keyed by
+        the username as typed whether an account has it or not; a locked username is
+        refused without looking at the password. A granted attempt counts as failed until
+        the password proves right (which clears the count), so at most ``attempts``
+        password checks run per ``minutes`` window however many requests race. An unknown
+        username is checked against a dummy argon2 hash: the same answers, the same work.
+        """
+        self._sweep(minutes)
+        row = self._one(self._RESERVE, {"u": username, "n": attempts, "m": minutes})
+        if row is None:
+            return None, "locked"
+        if row["id"] is None:
+            verify_password(self._dummy_hash, password)
+            ok = False
+        else:
+            ok = verify_password(row["password_hash"], password)
+        if not ok:
+            return None, "locked" if row["failures"] >= attempts else "failed"
         new_hash = hash_password(password) if needs_rehash(row["password_hash"]) else None
-        self._all("UPDATE users SET failed_logins = 0, locked_until = NULL, "
-                  "password_hash = COALESCE(%s, password_hash) WHERE id = %s RETURNING id",
-                  (new_hash, row["id"]))
+        with self.pool.connection() as conn, conn.transaction():
+            conn.execute("DELETE FROM login_throttle WHERE username = %s", (username,))
+            if new_hash is not None:
+                conn.execute("UPDATE users SET password_hash = %s WHERE id = %s",
+                             (new_hash, row["id"]))
         return self.user(row["id"]), ""
+
+    def _sweep(self, minutes: int) -> None:
+        """Forget login attempts whose window is over (at most once a minute): such a row
+        means the same as no row, and unknown usernames must not grow the table forever."""
+        now = time.monotonic()
+        with self._sweep_lock:
+            if now < self._next_sweep:
+                return
+            self._next_sweep = now + 60.0
+        with self.pool.connection() as conn:
+            conn.execute("DELETE FROM login_throttle WHERE updated_at <= now() - make_interval("
+                         "mins => %(m)s) AND (locked_until IS NULL OR locked_until <= now())",
+                         {"m": minutes})
 
     def end_sessions(self, user_id: int) -> None:
         """Invalidate every session cookie of the user (logout)."""

@@ -107,13 +107,13 @@ def test_login_lockout_after_repeated_failures(stack: Stack) -> None:
         assert r.status_code == 401
     r = w.login("lockme", PASSWORD)  # the right password, but locked now
     assert r.status_code == 401 and "locked" in r.text
-    assert _count(stack, "SELECT count(*) FROM users WHERE username = 'lockme' "
+    assert _count(stack, "SELECT count(*) FROM login_throttle WHERE username = 'lockme' "
                          "AND locked_until > now() + interval '10 minutes'") == 1
     with psycopg.connect(stack.db_url) as conn:
-        conn.execute("UPDATE users SET locked_until = now() - interval '1 second' "
+        conn.execute("UPDATE login_throttle SET locked_until = now() - interval '1 second' "
                      "WHERE username = 'lockme'")
     assert w.login("lockme", PASSWORD).status_code == 200
-    assert _count(stack, "SELECT failed_logins FROM users WHERE username = 'lockme'") == 0
+    assert _count(stack, "SELECT count(*) FROM login_throttle WHERE username = 'lockme'") == 0
 
 
 # ---------------------------------------------------------------------- CSRF
