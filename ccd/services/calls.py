@@ -230,9 +230,18 @@ class CallService:
                                         "Context": dp.hold_context})
         else:
             await self._send("CancelAtxfer", {"Channel": ch.name})
+        line = f"Local/{dp.hold_exten}@{dp.hold_context}-"
+
+        def done() -> bool:
+            if ch.uniqueid not in self.model.channels or (ch.held_since is not None) != on:
+                return False
+            # held means the agent is on the hold line (only then can it be cancelled)
+            return not on or any(c.name.startswith(line) and c.bridge
+                                 for c in call.channels.values())
+
         end = time.monotonic() + dp.confirm_timeout
         while time.monotonic() < end:
-            if (ch.held_since is not None) == on and ch.uniqueid in self.model.channels:
+            if done():
                 break
             await asyncio.sleep(0.05)
         else:

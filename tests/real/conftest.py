@@ -21,7 +21,7 @@ _HERE = str(Path(__file__).resolve().parent)
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
-from real_rig import Asterisk, Ccd, Phone, free_port, wait_for  # noqa: E402
+from real_rig import Asterisk, Ccd, PanelUser, Phone, TcpProxy, free_port, wait_for  # noqa: E402
 
 AGENT_PHONES = {"1001": "Agent Alice", "1002": "Agent Bob", "1003": "Agent Carl",
                 "1004": "Agent Dana"}
@@ -39,7 +39,16 @@ class Rig:
     ccd: Ccd
     phones: dict[str, Phone]
     pstn: Phone
+    proxy: TcpProxy
     boot_log: list[str] = field(default_factory=list)
+    panels: dict[str, PanelUser] = field(default_factory=dict)
+
+    def panel(self, user: str) -> PanelUser:
+        """A logged-in panel (browser) session of ``user``, kept for the whole run."""
+        if user not in self.panels:
+            self.panels[user] = PanelUser(f"http://127.0.0.1:{self.ccd.web_port}", user,
+                                          f"pw-{user}-real")
+        return self.panels[user]
 
     def phone(self, ext: str) -> Phone:
         return self.phones[ext]
@@ -113,7 +122,8 @@ def rig(pg_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     pbx = Asterisk(binary, root / "pbx", agi=f"127.0.0.1:{agi_port}")
     pbx.prepare()
     db = create_database(pg_server_url)
-    ccd = Ccd(root, db, pbx, agi_port)
+    proxy = TcpProxy(pbx.ami_port)
+    ccd = Ccd(root, db, pbx, agi_port, ami_port=proxy.port)
     pstn = Phone(root, "pstn", "", pbx, pstn_numbers=PSTN_NUMBERS)
     (pbx.etc / "site" / "pjsip-trunk-aor.conf").write_text(
         f"contact = sip:127.0.0.1:{pstn.sip_port}\n")
@@ -135,8 +145,12 @@ def rig(pg_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         _setup(ccd)
         ccd.start()
         started.append(ccd)
-        yield Rig(root, pbx, ccd, phones, pstn, boot_log)
+        rig = Rig(root, pbx, ccd, phones, pstn, proxy, boot_log)
+        yield rig
     finally:
+        for p in rig.panels.values() if "rig" in locals() else ():
+            p.stop()
+        proxy.stop()
         for thing in reversed(started):
             try:
                 thing.stop()  # type: ignore[attr-defined]
@@ -148,6 +162,11 @@ def rig(pg_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 @pytest.fixture
 def r(rig: Rig) -> Iterator[Rig]:
     """The rig, quiet before and after the scenario."""
+    rig.proxy.restore()
+    if rig.ccd.proc is None or rig.ccd.proc.poll() is not None:
+        rig.ccd.start()  # a scenario stopped it
+    if not rig.pbx.fully_booted():
+        rig.pbx.start()
     rig.quiet()
     yield rig
     rig.pbx.cli("channel request hangup all")

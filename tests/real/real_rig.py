@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import queue
+import re
 import shutil
 import signal
 import socket
@@ -172,6 +173,35 @@ class Asterisk:
         r = subprocess.run([str(self.exe), "-C", str(self.conf), "-rx", command],
                            capture_output=True, text=True, timeout=timeout)
         return r.stdout
+
+    def channels(self) -> list[dict[str, str]]:
+        """Asterisk's channels now (``core show channels concise``)."""
+        keys = ("channel", "context", "exten", "priority", "state", "app", "data", "callerid",
+                "account", "peeraccount", "amaflags", "duration", "bridge", "uniqueid")
+        out = []
+        for line in self.cli("core show channels concise").splitlines():
+            f = line.split("!")
+            if len(f) >= len(keys):
+                out.append(dict(zip(keys, f, strict=False)))
+        return out
+
+    def linkedid(self, channel: str) -> str:
+        """The Linkedid (ccd's call id) of a channel, from Asterisk."""
+        for line in self.cli(f"core show channel {channel}").splitlines():
+            if line.strip().startswith("LinkedID:"):
+                return line.split(":", 1)[1].strip()
+        return ""
+
+    def call_of(self, endpoint: str, timeout: float = 15.0) -> tuple[str, str]:
+        """(channel, linkedid) of the first channel of ``endpoint`` Asterisk has."""
+        def find() -> tuple[str, str] | None:
+            for c in self.channels():
+                if c["channel"].startswith(f"PJSIP/{endpoint}-"):
+                    lid = self.linkedid(c["channel"])
+                    if lid:
+                        return c["channel"], lid
+            return None
+        return wait_for(find, timeout, f"a channel of {endpoint}")
 
     def stop(self, timeout: float = 20.0) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -382,6 +412,7 @@ class Ccd:
     db_url: str
     pbx: Asterisk
     agi_port: int
+    ami_port: int = 0  # where ccd connects to (a TcpProxy in front of Asterisk); 0 = direct
     web_port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     runs: int = 0
@@ -397,7 +428,7 @@ class Ccd:
 
 [ami]
 host = "127.0.0.1"
-port = {self.pbx.ami_port}
+port = {self.ami_port or self.pbx.ami_port}
 username = "ccd"
 secret = "ccdsecret"
 ping_interval = 2.0
@@ -493,6 +524,144 @@ level = "INFO"
         """The stored record of a call once ccd has closed it."""
         return wait_for(lambda: self.row("SELECT * FROM calls WHERE call_id = %s AND NOT open",
                                          call_id), timeout, f"call {call_id} stored as ended")
+
+
+class TcpProxy:
+    """A loopback TCP proxy between ccd and Asterisk's AMI, to cut the link on purpose."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target = target_port
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.port = int(self.listener.getsockname()[1])
+        self.blocked = threading.Event()
+        self.pairs: list[tuple[socket.socket, socket.socket]] = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if self.blocked.is_set():
+                client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
+                client.close()  # a reset: Asterisk is unreachable
+                continue
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target), timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self.pairs.append((client, upstream))
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+
+    def cut(self, block: bool = True) -> None:
+        """Drop every connection (and refuse new ones while ``block``)."""
+        if block:
+            self.blocked.set()
+        with self._lock:
+            pairs, self.pairs = self.pairs, []
+        for pair in pairs:
+            for s in pair:
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+                    s.close()
+
+    def restore(self) -> None:
+        self.blocked.clear()
+
+    def stop(self) -> None:
+        self.cut()
+        self.listener.close()
+
+
+class PanelUser:
+    """A panel user as a browser is one: HTTP login (CSRF), then a Socket.IO websocket that
+    heartbeats and records every event (screen pops, call and agent updates)."""
+
+    EVENTS = ("hello", "pop", "call", "agent_state", "queues", "stats", "pbx")
+
+    def __init__(self, base: str, username: str, password: str) -> None:
+        import requests
+        import socketio
+
+        self.base = base
+        self.http = requests.Session()
+        page = self.http.get(base + "/login", timeout=10)
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        assert token is not None, page.text[:300]
+        r = self.http.post(base + "/login", data={"username": username, "password": password,
+                                                 "csrf_token": token.group(1)}, timeout=10)
+        assert r.status_code == 200, f"login {username}: {r.status_code}"
+        meta = re.search(r'<meta name="csrf-token" content="([^"]+)"',
+                         self.http.get(base + "/tickets", timeout=10).text)
+        assert meta is not None
+        self.csrf = meta.group(1)
+        self.got: list[tuple[float, str, Any]] = []
+        self._cv = threading.Condition()
+        self.sio = socketio.Client(reconnection=True)
+        for name in self.EVENTS:
+            self.sio.on(name, self._recorder(name))
+        cookie = "; ".join(f"{c.name}={c.value}" for c in self.http.cookies)
+        self.sio.connect(base, headers={"Cookie": cookie}, transports=["websocket"],
+                         wait_timeout=10)
+        threading.Thread(target=self._beats, daemon=True).start()
+
+    def _recorder(self, name: str) -> Callable[[Any], None]:
+        def record(data: Any = None) -> None:
+            with self._cv:
+                self.got.append((time.time(), name, data))
+                self._cv.notify_all()
+        return record
+
+    def _beats(self) -> None:
+        while self.sio.connected:
+            with contextlib.suppress(Exception):
+                self.sio.emit("heartbeat", {})
+            time.sleep(2.0)
+
+    def wait(self, name: str, pred: Callable[[Any], bool] = lambda _: True,
+             timeout: float = 15.0, since: float = 0.0) -> tuple[float, Any]:
+        """(time received, data) of the first ``name`` event matching ``pred``."""
+        end = time.monotonic() + timeout
+        with self._cv:
+            while True:
+                for t, n, d in self.got:
+                    if n == name and t >= since and pred(d):
+                        return t, d
+                left = end - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"no {name} event in {timeout} s "
+                                         f"(got {[n for _, n, _ in self.got[-10:]]})")
+                self._cv.wait(left)
+
+    def post(self, path: str, payload: Any = None) -> Any:
+        return self.http.post(self.base + path, json=payload or {}, timeout=20,
+                              headers={"X-CSRFToken": self.csrf})
+
+    def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            self.sio.disconnect()
 
 
 @contextlib.contextmanager

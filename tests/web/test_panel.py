@@ -136,15 +136,17 @@ def test_commands_change_nothing_until_asterisk_confirms(stack: Stack, web, reco
     with Live(stack.url, alice.cookie).connect() as live:
         stack.login_agent("PJSIP/1001")
         call_id = answered_call(stack, live)
-        # hold: the call service asks the phone (PJSIPNotify); the panel shows it when the
-        # phone's re-INVITE makes Asterisk report Hold
-        assert alice.post(f"/api/calls/{call_id}/hold").status_code == 200
+        # hold: ccd holds the caller inside Asterisk (Atxfer to the hold line, any phone);
+        # the answer comes once Asterisk reported Hold on the agent's channel
+        r = alice.post(f"/api/calls/{call_id}/hold")
+        assert r.status_code == 200 and r.json()["result"]["confirmed"] is True, r.text
         assert recorder.calls[-1] == ("call", {"call_id": call_id, "agent": "PJSIP/1001",
                                                "action": "hold"})
         held = live.wait("call", lambda c: c["kind"] == "held" and c["call_id"] == call_id)
         assert held["state"] == "on_hold"
         live.wait("agent_state", lambda s: s["state"] == "on_hold")
-        assert alice.post(f"/api/calls/{call_id}/unhold").status_code == 200
+        r = alice.post(f"/api/calls/{call_id}/unhold")
+        assert r.status_code == 200, r.text
         live.wait("call", lambda c: c["kind"] == "unheld" and c["call_id"] == call_id)
         # a hold made on the phone itself looks the same
         n_held = len([c for c in live.of("call") if c["kind"] == "held"])
