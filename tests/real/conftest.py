@@ -95,6 +95,12 @@ def _setup(ccd: Ccd) -> None:
     assert cust is not None
     ccd.rows("INSERT INTO customer_phones (tenant_id, customer_id, e164) VALUES (%s, %s, "
              "'+15557770001') RETURNING customer_id", tenant["id"], cust["id"])
+    ccd.rows("INSERT INTO customers (tenant_id, name, account_no, language) VALUES "
+             "(%s, 'Luhn Ltd', '79927398713', 'zh-CN') RETURNING id", tenant["id"])
+    for weekday in range(7):  # open around the clock (scenarios change it and restore it)
+        ccd.rows("INSERT INTO business_hours (tenant_id, calendar, weekday, opens, closes) "
+                 "VALUES (%s, 'support', %s, '00:00', '24:00') RETURNING tenant_id",
+                 tenant["id"], weekday)
 
 
 def create_database(server_url: str) -> str:
