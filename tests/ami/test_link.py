@@ -225,3 +225,48 @@ async def test_prometheus_metrics(tmp_path: Path, ami) -> None:
         assert "ccd_calls_in_progress 0.0" in body
     finally:
         await d.stop()
+
+
+async def test_reset_right_after_connect_fails_the_login_at_once() -> None:
+    """Asterisk (or a proxy) accepts the TCP connection and resets it at once: the reader
+    sees ConnectionResetError, which must end the login attempt now (not after
+    connect_timeout) and be retrieved (no 'Task exception was never retrieved')."""
+    import gc
+    import socket
+    import struct
+
+    accepted = 0
+
+    async def reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal accepted
+        accepted += 1
+        writer.write(b"Asterisk Call Manager/11.0.0\r\n")
+        await writer.drain()
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()  # RST, not FIN
+
+    loop = asyncio.get_running_loop()
+    unretrieved: list[dict[str, object]] = []
+    old = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, ctx: unretrieved.append(ctx))
+    server = await asyncio.start_server(reset, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    # a login that waited for its timeout would take 60 s per attempt
+    cfg = load(None, {"CCD_AMI_PORT": str(port), "CCD_AMI_CONNECT_TIMEOUT": "60",
+                      "CCD_AMI_BACKOFF_INITIAL": "0.05", "CCD_AMI_BACKOFF_MAX": "0.1"})
+    client = AmiClient(cfg.ami, lambda raw, now: None)
+    client.start()
+    try:
+        await until(lambda: accepted >= 3, timeout=20)
+        assert not client.connected
+        assert "ConnectionResetError" in client.stats.last_error
+    finally:
+        await client.stop()
+        server.close()
+        await server.wait_closed()
+        gc.collect()
+        await asyncio.sleep(0)
+        loop.set_exception_handler(old)
+    assert not [c for c in unretrieved if isinstance(c.get("exception"), ConnectionError)], \
+        unretrieved
