@@ -181,6 +181,7 @@ class Daemon:
             "events": {"rate_per_s": self.rate.rate(), "total": self.rate.total,
                        "decoded": self.ingest.stats.events,
                        "malformed": self.ingest.stats.malformed + s.malformed,
+                       "bad_timestamps": self.ingest.clock.replaced,
                        "handler_errors": self.ingest.stats.model_errors + s.callback_errors},
             "calls_in_progress": len(self.model.calls),
             "waiting_in_queue": waiting,

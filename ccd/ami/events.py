@@ -276,13 +276,22 @@ class ListComplete(AmiEvent):
 # ---------------------------------------------------------------------------------------
 
 
+#: 2100-01-01T00:00:00Z: no Asterisk event comes later; a Timestamp beyond it is bogus
+MAX_EPOCH = 4102444800.0
+
+
 def _ts(d: dict[str, str], now: float) -> float:
+    """Asterisk's Timestamp, or ``now`` when it is missing, unreadable, not finite, not
+    positive or beyond :data:`MAX_EPOCH` (how far it may be from the link's recent time is
+    :class:`ccd.ami.timestamps.LinkClock`'s business)."""
     t = d.get("Timestamp")
     if t:
         try:
-            return float(t)
+            v = float(t)
         except ValueError:
-            pass
+            return now
+        if 0.0 < v < MAX_EPOCH:  # NaN fails this too
+            return v
     return now
 
 

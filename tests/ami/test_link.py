@@ -270,3 +270,47 @@ async def test_reset_right_after_connect_fails_the_login_at_once() -> None:
         loop.set_exception_handler(old)
     assert not [c for c in unretrieved if isinstance(c.get("exception"), ConnectionError)], \
         unretrieved
+
+
+async def test_hostile_timestamps_over_the_link_are_replaced_and_counted(daemon, ami) -> None:
+    """One frame saying Timestamp: 0 (or -1, 1e300 ...) used to set an agent's state to
+    1970 and make the statistics create a row per 15 minutes since then."""
+    from ccd.model.stats import StatsCollector
+
+    await until(lambda: daemon.client.connected and daemon.resyncs >= 1)
+    rows = {"n": 0}
+
+    class Counted(StatsCollector):
+        def _agent_row(self, agent: str, start: float):  # type: ignore[no-untyped-def]
+            rows["n"] += 1
+            assert rows["n"] < 50_000, "the statistics loop ran away"
+            return super()._agent_row(agent, start)
+
+    stats = Counted()
+    daemon.bus.subscribe("stats", stats.feed)
+    now = time.time()
+    member = dict(Queue="support", MemberName="Agent Alice", Interface="PJSIP/1001",
+                  StateInterface="PJSIP/1001", Membership="dynamic", Penalty="0",
+                  CallsTaken="0", LastCall="0", LastPause="0", LoginTime=str(int(now)),
+                  InCall="0", Status="1", Ringinuse="0", Wrapuptime="0")
+    frames = [
+        ami.frame(Event="QueueMemberAdded", Privilege="agent,all", Timestamp=f"{now:.6f}",
+                  **member, Paused="0", PausedReason=""),
+        ami.frame(Event="QueueMemberPause", Privilege="agent,all", Timestamp="0",
+                  **member, Paused="1", PausedReason="lunch"),
+        ami.frame(Event="QueueMemberPause", Privilege="agent,all", Timestamp="1e300",
+                  **member, Paused="0", PausedReason=""),
+        ami.frame(Event="QueueMemberPause", Privilege="agent,all", Timestamp="-86400",
+                  **member, Paused="1", PausedReason="break"),
+        ami.frame(Event="QueueMemberPause", Privilege="agent,all",
+                  Timestamp=f"{now - 40 * 86400:.6f}", **member, Paused="0", PausedReason=""),
+    ]
+    await ami.send(b"".join(frames))
+    await until(lambda: daemon.status()["events"]["bad_timestamps"] == 4)
+    alice = daemon.model.agents["PJSIP/1001"]
+    assert alice.state == "available"
+    assert abs(alice.since - now) < 3600  # the link's time, not 1970 or the year 10^292
+    assert abs(daemon.model.last_ts - now) < 3600
+    stats.close(daemon.model_now())
+    assert rows["n"] <= 8  # four state changes, each within one or two intervals
+    assert daemon.client.connected
