@@ -38,14 +38,24 @@ Handler = Callable[["Dispatcher", "Session", "Message"], Awaitable[bool | None]]
 #: lower-case action name -> (write classes that allow it, empty = anyone logged in;
 #: handler; the name as Asterisk spells it)
 ACTIONS: dict[str, tuple[frozenset[str], Handler, str]] = {}
+#: lower-case action name -> the loadable module that registers it (absent: Asterisk's core,
+#: manager.c and friends, available as soon as the AMI port is open)
+MODULE_OF: dict[str, str] = {}
 
 
-def action(name: str, *classes: str) -> Callable[[Handler], Handler]:
+def action(name: str, *classes: str, module: str = "") -> Callable[[Handler], Handler]:
     def register(fn: Handler) -> Handler:
         ACTIONS[name.lower()] = (frozenset(classes), fn, name)
+        if module:
+            MODULE_OF[name.lower()] = module
         return fn
 
     return register
+
+
+def available(engine: Engine, low: str) -> bool:
+    """Is the action registered now? Module actions only once Asterisk is fully booted."""
+    return low in ACTIONS and (engine.fully_booted or low not in MODULE_OF)
 
 
 def _hms(seconds: float) -> str:
@@ -99,7 +109,7 @@ class Dispatcher:
             )
             self.error(s, m, "Permission denied")
             return True
-        entry = ACTIONS.get(low)
+        entry = ACTIONS.get(low) if available(self.engine, low) else None
         if entry is None:
             self.error(
                 s,
@@ -187,7 +197,8 @@ async def login(d: Dispatcher, s: Session, m: Message) -> bool:
     d.ok(s, m, "Authentication accepted")
     s.authenticated = True
     eng = d.engine
-    if SYSTEM in s.event_classes and SYSTEM in s.read_classes:
+    # manager.c sends this one only when fully booted (else FullyBooted comes when it is)
+    if SYSTEM in s.event_classes and SYSTEM in s.read_classes and eng.fully_booted:
         up = eng.uptime()
         s.send(
             (
@@ -243,7 +254,8 @@ async def ping(d: Dispatcher, s: Session, m: Message) -> None:
 async def list_commands(d: Dispatcher, s: Session, m: Message) -> None:
     fields = [
         (name, f"{name}  (Priv: {','.join([*sorted(classes), 'all']) if classes else '<none>'})")
-        for classes, _, name in sorted(ACTIONS.values(), key=lambda x: x[2].lower())
+        for low, (classes, _, name) in sorted(ACTIONS.items())
+        if available(d.engine, low)
     ]
     s.send(response("Success", m.action_id, fields))
 
@@ -521,7 +533,7 @@ async def atxfer(d: Dispatcher, s: Session, m: Message) -> None:
     )
 
 
-@action("PJSIPNotify", "system")
+@action("PJSIPNotify", "system", module="res_pjsip_notify")
 async def pjsip_notify(d: Dispatcher, s: Session, m: Message) -> None:
     endpoint, uri, chan = (
         m.get("Endpoint").strip(),
@@ -663,7 +675,7 @@ async def originate_action(d: Dispatcher, s: Session, m: Message) -> None:
 # ====================================================================== recording
 
 
-@action("MixMonitor", "system", "call")
+@action("MixMonitor", "system", "call", module="app_mixmonitor")
 async def mixmonitor(d: Dispatcher, s: Session, m: Message) -> None:
     name = m.get("Channel").strip()
     if not name:
@@ -679,7 +691,7 @@ async def mixmonitor(d: Dispatcher, s: Session, m: Message) -> None:
     s.send(response("Success", m.action_id, [("MixMonitorID", rec.ident)]))
 
 
-@action("StopMixMonitor", "system", "call")
+@action("StopMixMonitor", "system", "call", module="app_mixmonitor")
 async def stop_mixmonitor(d: Dispatcher, s: Session, m: Message) -> None:
     name = m.get("Channel").strip()
     if not name:
@@ -695,7 +707,7 @@ async def stop_mixmonitor(d: Dispatcher, s: Session, m: Message) -> None:
     d.ok(s, m)
 
 
-@action("MixMonitorMute", "system", "call")
+@action("MixMonitorMute", "system", "call", module="app_mixmonitor")
 async def mixmonitor_mute(d: Dispatcher, s: Session, m: Message) -> None:
     name = m.get("Channel").strip()
     direction = m.get("Direction").strip().lower()
@@ -743,7 +755,7 @@ def _queue_params(q: Queue) -> list[tuple[str, str]]:
     ]
 
 
-@action("QueueStatus")
+@action("QueueStatus", module="app_queue")
 async def queue_status(d: Dispatcher, s: Session, m: Message) -> None:
     wanted_q = m.get("Queue").strip()
     wanted_m = m.get("Member").strip()
@@ -784,7 +796,7 @@ async def queue_status(d: Dispatcher, s: Session, m: Message) -> None:
     s.send(list_complete("QueueStatusComplete", count, m.action_id))
 
 
-@action("QueueSummary")
+@action("QueueSummary", module="app_queue")
 async def queue_summary(d: Dispatcher, s: Session, m: Message) -> None:
     wanted = m.get("Queue").strip()
     qm = d.engine.queues
@@ -816,7 +828,7 @@ async def queue_summary(d: Dispatcher, s: Session, m: Message) -> None:
     s.send(list_complete("QueueSummaryComplete", count, m.action_id))
 
 
-@action("QueueAdd", "agent")
+@action("QueueAdd", "agent", module="app_queue")
 async def queue_add(d: Dispatcher, s: Session, m: Message) -> None:
     queue, iface = m.get("Queue").strip(), m.get("Interface").strip()
     if not queue or not iface:
@@ -841,7 +853,7 @@ async def queue_add(d: Dispatcher, s: Session, m: Message) -> None:
         d.error(s, m, "Unable to add interface to queue: No such queue")
 
 
-@action("QueueRemove", "agent")
+@action("QueueRemove", "agent", module="app_queue")
 async def queue_remove(d: Dispatcher, s: Session, m: Message) -> None:
     queue, iface = m.get("Queue").strip(), m.get("Interface").strip()
     if not queue or not iface:
@@ -858,7 +870,7 @@ async def queue_remove(d: Dispatcher, s: Session, m: Message) -> None:
         d.error(s, m, "Unable to remove interface from queue: No such queue")
 
 
-@action("QueuePause", "agent")
+@action("QueuePause", "agent", module="app_queue")
 async def queue_pause(d: Dispatcher, s: Session, m: Message) -> None:
     iface, paused_s = m.get("Interface").strip(), m.get("Paused").strip()
     if not iface or not paused_s:
@@ -874,7 +886,7 @@ async def queue_pause(d: Dispatcher, s: Session, m: Message) -> None:
     d.ok(s, m, "Interface paused successfully" if paused else "Interface unpaused successfully")
 
 
-@action("QueuePenalty", "agent")
+@action("QueuePenalty", "agent", module="app_queue")
 async def queue_penalty(d: Dispatcher, s: Session, m: Message) -> None:
     iface, pen_s = m.get("Interface").strip(), m.get("Penalty").strip()
     if not iface or not pen_s:
@@ -888,7 +900,7 @@ async def queue_penalty(d: Dispatcher, s: Session, m: Message) -> None:
     d.ok(s, m, "Interface penalty set successfully")
 
 
-@action("QueueMemberRingInUse", "agent")
+@action("QueueMemberRingInUse", "agent", module="app_queue")
 async def queue_ringinuse(d: Dispatcher, s: Session, m: Message) -> None:
     iface, value = m.get("Interface").strip(), m.get("RingInUse").strip()
     if not iface or not value:
@@ -909,7 +921,7 @@ async def queue_ringinuse(d: Dispatcher, s: Session, m: Message) -> None:
     d.ok(s, m, "Interface ringinuse set successfully")
 
 
-@action("QueueLog", "agent")
+@action("QueueLog", "agent", module="app_queue")
 async def queue_log(d: Dispatcher, s: Session, m: Message) -> None:
     if not m.get("Queue").strip() or not m.get("Event").strip():
         d.error(s, m, "Need 'Event' and 'Queue' parameters.")
