@@ -5,6 +5,7 @@ Pings, drop the connection or refuse new ones."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -23,6 +24,7 @@ class ScriptedAmi:
         self.channels: list[dict[str, str]] = []  # CoreShowChannel items
         self.queue_items: list[dict[str, str]] = []  # QueueParams/QueueMember/QueueEntry
         self.logins = 0
+        self.started = time.time() - 1090  # Asterisk's start: Uptime grows from here
 
     async def start(self, port: int = 0) -> None:
         self.server = await asyncio.start_server(self._client, "127.0.0.1", port)
@@ -76,8 +78,9 @@ class ScriptedAmi:
             self.logins += 1
             w.write(self.frame(Response="Success", ActionID=aid,
                                Message="Authentication accepted"))
-            w.write(self.frame(Event="FullyBooted", Privilege="system,all", Uptime="12",
-                               LastReload="12", Status="Fully Booted"))
+            up = str(int(time.time() - self.started))
+            w.write(self.frame(Event="FullyBooted", Privilege="system,all", Uptime=up,
+                               LastReload=up, Status="Fully Booted"))
         elif name == "Ping":
             if self.answer_ping:
                 w.write(self.frame(Response="Success", ActionID=aid, Ping="Pong",
