@@ -314,3 +314,44 @@ async def test_hostile_timestamps_over_the_link_are_replaced_and_counted(daemon,
     stats.close(daemon.model_now())
     assert rows["n"] <= 8  # four state changes, each within one or two intervals
     assert daemon.client.connected
+
+
+async def test_resync_while_booting_waits_for_fully_booted(tmp_path: Path, ami, caplog) -> None:
+    import logging
+
+    caplog.set_level(logging.INFO, logger="ccd")
+    ami.booting = True  # the AMI port is open, app_queue is not loaded yet
+    ami.queue_items = [{"Event": "QueueParams", "Queue": "support", "Strategy": "rrmemory",
+                        "Calls": "0"}, MEMBER]
+    d = Daemon(make_config(tmp_path, ami.port))
+    got: list[DomainEvent] = []
+    d.bus.subscribe("test", got.append)
+    await d.start()
+    try:
+        await until(lambda: any("still booting" in r.getMessage() for r in caplog.records))
+        assert d.client.connected and not d.client.booted and d.resyncs == 0
+        await ami.finish_boot()
+        await until(lambda: d.resyncs == 1)
+        alice = d.model.agents["PJSIP/1001"]
+        assert (alice.state, alice.reason) == ("paused", "lunch break")
+        assert d.client.stats.connects == 1  # waited on the same link, no drop and retry
+        assert [e.what for e in got if e.kind == "pbx"] == ["resynced", "booted"]
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    finally:
+        await d.stop()
+
+
+async def test_resync_without_app_queue_keeps_the_link(daemon, ami, caplog) -> None:
+    """Fully booted, and QueueStatus still unknown: app_queue is not loaded at all. The
+    channels are resynchronised, the queues left as they are, the link kept."""
+    import logging
+
+    caplog.set_level(logging.INFO, logger="ccd")
+    await until(lambda: daemon.client.connected and daemon.resyncs >= 1)
+    ami.app_queue = False
+    ami.channels = BRIDGED
+    ami.drop()
+    await until(lambda: daemon.resyncs >= 2 and "1795465198.23" in daemon.model.calls)
+    assert daemon.client.stats.connects == 2
+    assert any("is app_queue loaded" in r.getMessage() for r in caplog.records)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
