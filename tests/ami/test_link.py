@@ -223,6 +223,7 @@ async def test_prometheus_metrics(tmp_path: Path, ami) -> None:
             .read().decode())
         assert "ccd_ami_connected 1.0" in body
         assert "ccd_calls_in_progress 0.0" in body
+        assert "ccd_ami_bad_timestamps_total 0.0" in body
     finally:
         await d.stop()
 
