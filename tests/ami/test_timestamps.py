@@ -167,3 +167,18 @@ def test_a_frame_without_receive_time_or_timestamp_changes_nothing() -> None:
                  b"LastReload: 10\r\nStatus: Fully Booted")
     assert ingest.clock.replaced == 0
     assert not math.isnan(ingest.model.last_ts)
+
+
+def test_ages_and_wrapup_from_asterisk_are_bounded() -> None:
+    """The model turns a channel's Duration and a caller's Wait into times (now - age) and
+    Wrapuptime into the end of a wrap-up: absurd values must not make absurd times."""
+    from ccd.ami.events import MAX_AGE, MAX_WRAPUP, decode_fields
+
+    chan = decode_fields({"Event": "CoreShowChannel", "Uniqueid": "1.1",
+                          "Duration": "99999999:00:00"}, T)
+    entry = decode_fields({"Event": "QueueEntry", "Queue": "q", "Wait": "-50"}, T)
+    member = decode_fields({"Event": "QueueMember", "Queue": "q", "Location": "PJSIP/1",
+                            "Wrapuptime": "1" + "0" * 30}, T)
+    assert chan.duration == MAX_AGE  # type: ignore[union-attr]
+    assert entry.wait == 0  # type: ignore[union-attr]
+    assert member.wrapup == MAX_WRAPUP  # type: ignore[union-attr]
