@@ -38,16 +38,19 @@ Handler = Callable[["Dispatcher", "Session", "Message"], Awaitable[bool | None]]
 #: lower-case action name -> (write classes that allow it, empty = anyone logged in;
 #: handler; the name as Asterisk spells it)
 ACTIONS: dict[str, tuple[frozenset[str], Handler, str]] = {}
-#: lower-case action name -> the loadable module that registers it (absent: Asterisk's core,
-#: manager.c and friends, available as soon as the AMI port is open)
-MODULE_OF: dict[str, str] = {}
+#: lower-case action name -> the loadable module that registers it; the others are
+#: Asterisk's core (manager.c and friends), answered as soon as the AMI port is open
+MODULE_OF: dict[str, str] = {
+    **dict.fromkeys(("queuestatus", "queuesummary", "queueadd", "queueremove", "queuepause",
+                     "queuepenalty", "queuememberringinuse", "queuelog"), "app_queue"),
+    **dict.fromkeys(("mixmonitor", "stopmixmonitor", "mixmonitormute"), "app_mixmonitor"),
+    "pjsipnotify": "res_pjsip_notify",
+}
 
 
-def action(name: str, *classes: str, module: str = "") -> Callable[[Handler], Handler]:
+def action(name: str, *classes: str) -> Callable[[Handler], Handler]:
     def register(fn: Handler) -> Handler:
         ACTIONS[name.lower()] = (frozenset(classes), fn, name)
-        if module:
-            MODULE_OF[name.lower()] = module
         return fn
 
     return register
@@ -533,7 +536,7 @@ async def atxfer(d: Dispatcher, s: Session, m: Message) -> None:
     )
 
 
-@action("PJSIPNotify", "system", module="res_pjsip_notify")
+@action("PJSIPNotify", "system")
 async def pjsip_notify(d: Dispatcher, s: Session, m: Message) -> None:
     endpoint, uri, chan = (
         m.get("Endpoint").strip(),
@@ -675,7 +678,7 @@ async def originate_action(d: Dispatcher, s: Session, m: Message) -> None:
 # ====================================================================== recording
 
 
-@action("MixMonitor", "system", "call", module="app_mixmonitor")
+@action("MixMonitor", "system", "call")
 async def mixmonitor(d: Dispatcher, s: Session, m: Message) -> None:
     name = m.get("Channel").strip()
     if not name:
@@ -691,7 +694,7 @@ async def mixmonitor(d: Dispatcher, s: Session, m: Message) -> None:
     s.send(response("Success", m.action_id, [("MixMonitorID", rec.ident)]))
 
 
-@action("StopMixMonitor", "system", "call", module="app_mixmonitor")
+@action("StopMixMonitor", "system", "call")
 async def stop_mixmonitor(d: Dispatcher, s: Session, m: Message) -> None:
     name = m.get("Channel").strip()
     if not name:
@@ -707,7 +710,7 @@ async def stop_mixmonitor(d: Dispatcher, s: Session, m: Message) -> None:
     d.ok(s, m)
 
 
-@action("MixMonitorMute", "system", "call", module="app_mixmonitor")
+@action("MixMonitorMute", "system", "call")
 async def mixmonitor_mute(d: Dispatcher, s: Session, m: Message) -> None:
     name = m.get("Channel").strip()
     direction = m.get("Direction").strip().lower()
@@ -755,7 +758,7 @@ def _queue_params(q: Queue) -> list[tuple[str, str]]:
     ]
 
 
-@action("QueueStatus", module="app_queue")
+@action("QueueStatus")
 async def queue_status(d: Dispatcher, s: Session, m: Message) -> None:
     wanted_q = m.get("Queue").strip()
     wanted_m = m.get("Member").strip()
@@ -796,7 +799,7 @@ async def queue_status(d: Dispatcher, s: Session, m: Message) -> None:
     s.send(list_complete("QueueStatusComplete", count, m.action_id))
 
 
-@action("QueueSummary", module="app_queue")
+@action("QueueSummary")
 async def queue_summary(d: Dispatcher, s: Session, m: Message) -> None:
     wanted = m.get("Queue").strip()
     qm = d.engine.queues
@@ -828,7 +831,7 @@ async def queue_summary(d: Dispatcher, s: Session, m: Message) -> None:
     s.send(list_complete("QueueSummaryComplete", count, m.action_id))
 
 
-@action("QueueAdd", "agent", module="app_queue")
+@action("QueueAdd", "agent")
 async def queue_add(d: Dispatcher, s: Session, m: Message) -> None:
     queue, iface = m.get("Queue").strip(), m.get("Interface").strip()
     if not queue or not iface:
@@ -853,7 +856,7 @@ async def queue_add(d: Dispatcher, s: Session, m: Message) -> None:
         d.error(s, m, "Unable to add interface to queue: No such queue")
 
 
-@action("QueueRemove", "agent", module="app_queue")
+@action("QueueRemove", "agent")
 async def queue_remove(d: Dispatcher, s: Session, m: Message) -> None:
     queue, iface = m.get("Queue").strip(), m.get("Interface").strip()
     if not queue or not iface:
@@ -870,7 +873,7 @@ async def queue_remove(d: Dispatcher, s: Session, m: Message) -> None:
         d.error(s, m, "Unable to remove interface from queue: No such queue")
 
 
-@action("QueuePause", "agent", module="app_queue")
+@action("QueuePause", "agent")
 async def queue_pause(d: Dispatcher, s: Session, m: Message) -> None:
     iface, paused_s = m.get("Interface").strip(), m.get("Paused").strip()
     if not iface or not paused_s:
@@ -886,7 +889,7 @@ async def queue_pause(d: Dispatcher, s: Session, m: Message) -> None:
     d.ok(s, m, "Interface paused successfully" if paused else "Interface unpaused successfully")
 
 
-@action("QueuePenalty", "agent", module="app_queue")
+@action("QueuePenalty", "agent")
 async def queue_penalty(d: Dispatcher, s: Session, m: Message) -> None:
     iface, pen_s = m.get("Interface").strip(), m.get("Penalty").strip()
     if not iface or not pen_s:
@@ -900,7 +903,7 @@ async def queue_penalty(d: Dispatcher, s: Session, m: Message) -> None:
     d.ok(s, m, "Interface penalty set successfully")
 
 
-@action("QueueMemberRingInUse", "agent", module="app_queue")
+@action("QueueMemberRingInUse", "agent")
 async def queue_ringinuse(d: Dispatcher, s: Session, m: Message) -> None:
     iface, value = m.get("Interface").strip(), m.get("RingInUse").strip()
     if not iface or not value:
@@ -921,7 +924,7 @@ async def queue_ringinuse(d: Dispatcher, s: Session, m: Message) -> None:
     d.ok(s, m, "Interface ringinuse set successfully")
 
 
-@action("QueueLog", "agent", module="app_queue")
+@action("QueueLog", "agent")
 async def queue_log(d: Dispatcher, s: Session, m: Message) -> None:
     if not m.get("Queue").strip() or not m.get("Event").strip():
         d.error(s, m, "Need 'Event' and 'Queue' parameters.")
