@@ -35,6 +35,8 @@ class AmiConfig(_Section):
     ping_interval: float = Field(5.0, gt=0, description="seconds between keep-alive Pings")
     ping_timeout: float = Field(3.0, gt=0, description="no Pong within this = link dead")
     action_timeout: float = Field(10.0, gt=0)
+    boot_timeout: float = Field(60.0, gt=0, description="a resync that finds Asterisk "
+                                "booting waits this long for FullyBooted")
     backoff_initial: float = Field(0.5, gt=0)
     backoff_max: float = Field(30.0, gt=0)
 

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ccd.ami import events as ev
-from ccd.ami.client import AmiClient
+from ccd.ami.client import AmiClient, AmiError, Response
 from ccd.ami.ingest import Ingest
 from ccd.api import ApiServer, token_for
 from ccd.bus import Bus
@@ -24,6 +24,11 @@ from ccd.model.domain import DomainEvent
 from ccd.model.live import LiveModel, Snapshot
 
 log = logging.getLogger(__name__)
+
+
+def _unknown_action(exc: AmiError) -> bool:
+    """Asterisk's answer to an action no loaded module registered (manager.c)."""
+    return exc.response.get("Message", "").startswith("Invalid/unknown command")
 
 
 class RateMeter:
@@ -97,18 +102,47 @@ class Daemon:
     def publish(self, events: list[DomainEvent]) -> None:
         self.bus.publish_all(events)
 
+    async def _read_truth(self) -> tuple[Response, Response | None]:
+        """CoreShowChannels and QueueStatus, once Asterisk can answer them.
+
+        While Asterisk boots its AMI port is already open, but actions of modules not yet
+        loaded are answered ``Invalid/unknown command`` until ``FullyBooted``: then wait
+        for it (``ami.boot_timeout``) and ask again. A module still missing after that is
+        not loaded at all: the queues are left out of this resync (None), with a warning.
+        """
+        client = self.client
+        waited = False
+        while True:
+            chans = await client.list_action("CoreShowChannels")
+            try:
+                return chans, await client.list_action("QueueStatus")
+            except AmiError as exc:
+                if not _unknown_action(exc):
+                    raise
+                if not waited and not client.booted:
+                    log.info("Asterisk is still booting (%s); resynchronising once it is "
+                             "fully booted", exc)
+                    waited = True
+                    if not await client.wait_booted(self.config.ami.boot_timeout):
+                        log.warning("no FullyBooted from Asterisk within %.0f s (does the "
+                                    "AMI user read the 'system' class?); asking again",
+                                    self.config.ami.boot_timeout)
+                    continue  # read both again: the snapshot is taken after the boot
+                log.warning("Asterisk does not know QueueStatus (%s): is app_queue loaded? "
+                            "Resynchronising channels only", exc)
+                return chans, None
+
     async def _on_connect(self) -> None:
         """Read Asterisk's current truth and reconcile the model with it."""
         self._resync_buffer = []
         try:
-            chans = await self.client.list_action("CoreShowChannels")
-            queues = await self.client.list_action("QueueStatus")
-            snap = Snapshot(ts=self.model_now())
+            chans, queues = await self._read_truth()
+            snap = Snapshot(ts=self.model_now(), complete_queues=queues is not None)
             for f in chans.events:
                 e = ev.decode_fields(f, snap.ts)
                 if isinstance(e, ev.CoreShowChannel):
                     snap.channels.append(e)
-            for f in queues.events:
+            for f in queues.events if queues is not None else ():
                 e = ev.decode_fields(f, snap.ts)
                 if isinstance(e, ev.QueueMemberEvent):
                     snap.members.append(e)
@@ -181,6 +215,7 @@ class Daemon:
             "events": {"rate_per_s": self.rate.rate(), "total": self.rate.total,
                        "decoded": self.ingest.stats.events,
                        "malformed": self.ingest.stats.malformed + s.malformed,
+                       "bad_timestamps": self.ingest.clock.replaced,
                        "handler_errors": self.ingest.stats.model_errors + s.callback_errors},
             "calls_in_progress": len(self.model.calls),
             "waiting_in_queue": waiting,

@@ -43,6 +43,9 @@ class DaemonCollector(Collector):
         yield CounterMetricFamily("ccd_ami_events", "AMI events received", value=ev["total"])
         yield CounterMetricFamily("ccd_ami_malformed_frames", "malformed AMI frames skipped",
                                   value=ev["malformed"])
+        yield CounterMetricFamily("ccd_ami_bad_timestamps",
+                                  "AMI event Timestamps replaced by the link's time",
+                                  value=ev.get("bad_timestamps", 0))
         yield CounterMetricFamily("ccd_handler_errors", "event handlers that failed",
                                   value=ev["handler_errors"])
         yield GaugeMetricFamily("ccd_calls_in_progress", "calls in progress",

@@ -28,9 +28,10 @@ def read_capture(path: str | Path) -> bytes:
 def timed_chunks(data: bytes) -> list[tuple[float, bytes]]:
     """The server bytes of a capture in pieces, each with its receive time (epoch seconds).
 
-    Uses the captures' ``# start_epoch=`` header and ``# t=<seconds>`` lines, so events
-    without a ``Timestamp`` field (``timestampevents=no``) still get a time. A plain AMI
-    log without those lines is one piece with time 0.
+    Uses the captures' ``# start_epoch=`` header and ``# t=<seconds>`` lines (seconds since
+    the start, or epoch seconds in the later sets), so events without a ``Timestamp`` field
+    (``timestampevents=no``) still get a time. A plain AMI log without those lines is one
+    piece with time 0.
     """
     start = 0.0
     t = 0.0
@@ -48,11 +49,18 @@ def timed_chunks(data: bytes) -> list[tuple[float, bytes]]:
                 except (ValueError, IndexError):
                     continue
                 if buf:
-                    out.append((start + t if start else 0.0, bytes(buf)))
+                    out.append((_epoch(start, t), bytes(buf)))
                     buf.clear()
                 t = new_t
             continue
         buf += line
     if buf:
-        out.append((start + t if start else 0.0, bytes(buf)))
+        out.append((_epoch(start, t), bytes(buf)))
     return out
+
+
+def _epoch(start: float, t: float) -> float:
+    # the first captures' t= count from start_epoch; later sets write epoch seconds there
+    if not start:
+        return 0.0
+    return t if t >= start else start + t

@@ -95,6 +95,13 @@ class _Pending:
 EventCallback = Callable[[bytes, float], None]
 
 
+def _task_error(task: asyncio.Task[None]) -> BaseException | None:
+    """The exception a finished task raised (retrieving it), None if none or not done."""
+    if not task.done() or task.cancelled():
+        return None
+    return task.exception()
+
+
 class AmiClient:
     """One AMI connection to one Asterisk, kept alive for the life of the daemon."""
 
@@ -117,6 +124,8 @@ class AmiClient:
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._logged_in = False
+        self._booted = asyncio.Event()  # this session saw FullyBooted
+        self._reader_task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -140,6 +149,27 @@ class AmiClient:
     @property
     def connected(self) -> bool:
         return self.stats.state == "connected"
+
+    @property
+    def booted(self) -> bool:
+        """This session has seen ``FullyBooted``: every module of Asterisk is loaded.
+
+        Asterisk sends it right after the login response when it is fully booted, and to
+        every session when a boot completes; until then (the AMI port opens early in a
+        boot) actions of modules not yet loaded are answered ``Invalid/unknown command``.
+        """
+        return self._booted.is_set()
+
+    async def wait_booted(self, timeout: float) -> bool:
+        """Wait until this session has seen ``FullyBooted``; False after ``timeout``."""
+        try:
+            await asyncio.wait_for(self._booted.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    def _reader_gone(self) -> bool:
+        return self._reader_task is not None and self._reader_task.done()
 
     async def wait_connected(self, timeout: float | None = None) -> None:
         """Wait until logged in (raises TimeoutError)."""
@@ -179,6 +209,7 @@ class AmiClient:
 
     def _down(self, reason: str) -> None:
         self._connected.clear()
+        self._booted.clear()
         self._logged_in = False
         for p in self._pending.values():
             if not p.future.done():
@@ -191,9 +222,10 @@ class AmiClient:
         if self._writer is not None:
             self._writer.transport.abort()
             self._writer = None
+        if self.stats.state == "connected" or reason != "closed":
+            self.stats.last_error = reason  # a failed connect or login counts too
         if self.stats.state == "connected":
             self.stats.disconnects += 1
-            self.stats.last_error = reason
             if self.on_disconnect is not None:
                 try:
                     self.on_disconnect(reason)
@@ -213,13 +245,23 @@ class AmiClient:
         reader, writer = await asyncio.wait_for(
             asyncio.open_connection(self.cfg.host, self.cfg.port), self.cfg.connect_timeout)
         self._writer = writer
+        self._booted.clear()
         splitter = FrameSplitter()
         reader_task = asyncio.create_task(self._read_loop(reader, splitter), name="ami-read")
+        reader_task.add_done_callback(self._reader_done)
+        self._reader_task = reader_task
         try:
-            resp = await self.action("Login", {"Username": self.cfg.username,
-                                               "Secret": self.cfg.secret.get_secret_value(),
-                                               "Events": "on"},
-                                     timeout=self.cfg.connect_timeout)
+            try:
+                resp = await self.action("Login", {"Username": self.cfg.username,
+                                                   "Secret": self.cfg.secret.get_secret_value(),
+                                                   "Events": "on"},
+                                         timeout=self.cfg.connect_timeout)
+            except AmiNotConnected:
+                # the reader died first (reset, EOF): its error is the real reason
+                lost = _task_error(reader_task)
+                if lost is not None:
+                    raise lost from None
+                raise
             if not resp.ok:
                 self.stats.login_failures += 1
                 raise AmiError(f"login as {self.cfg.username!r} refused: {resp.message}")
@@ -246,12 +288,35 @@ class AmiClient:
                 reader_task.cancel()
             writer.transport.abort()
 
+    def _reader_done(self, task: asyncio.Task[None]) -> None:
+        """The reader ended (reset, EOF, a bug): fail what waits for an answer at once.
+
+        Retrieving the exception here also keeps asyncio from logging "Task exception was
+        never retrieved" when the session ends before anybody awaited the reader.
+        """
+        exc = _task_error(task)
+        if exc is None:
+            return
+        lost = AmiNotConnected(f"AMI link lost: {type(exc).__name__}: {exc}")
+        for p in self._pending.values():
+            if not p.future.done():
+                p.future.set_exception(lost)
+        for w in self._watch.values():
+            if not w.done():
+                w.set_exception(lost)
+
     async def _run_on_connect(self) -> None:
         assert self.on_connect is not None
         try:
             await self.on_connect()
         except asyncio.CancelledError:
             raise
+        except AmiNotConnected as exc:  # the link dropped during the resync: it is retried
+            log.info("AMI resync interrupted: %s", exc)
+        except (AmiError, TimeoutError) as exc:
+            log.warning("AMI resync failed (%s: %s); dropping the link to retry",
+                        type(exc).__name__, exc)
+            self._abort("resync failed")
         except Exception:
             log.exception("AMI on_connect (resync) failed; dropping the link to retry")
             self._abort("resync failed")
@@ -272,6 +337,8 @@ class AmiClient:
 
     def _frame(self, raw: bytes, now: float) -> None:
         if raw.startswith(b"Event: "):
+            if raw.startswith(b"Event: FullyBooted\r\n"):
+                self._booted.set()
             if self._pending or self._watch:
                 aid = peek_field(raw, b"ActionID")
                 p = self._pending.get(aid) if aid else None
@@ -358,7 +425,7 @@ class AmiClient:
         :class:`AmiNotConnected` without a link and ``TimeoutError``.
         """
         writer = self._writer
-        if writer is None or (name != "Login" and not self._logged_in):
+        if writer is None or (name != "Login" and not self._logged_in) or self._reader_gone():
             raise AmiNotConnected(f"no AMI link; {name} not sent")
         aid = f"{self._prefix}{next(self._ids)}"
         data = encode_action(name, fields, aid)
@@ -387,7 +454,7 @@ class AmiClient:
         Raises :class:`AmiError` if the action itself is refused and ``TimeoutError``.
         """
         writer = self._writer
-        if writer is None or not self._logged_in:
+        if writer is None or not self._logged_in or self._reader_gone():
             raise AmiNotConnected("no AMI link; Originate not sent")
         aid = f"{self._prefix}{next(self._ids)}"
         loop = asyncio.get_running_loop()

@@ -276,13 +276,22 @@ class ListComplete(AmiEvent):
 # ---------------------------------------------------------------------------------------
 
 
+#: 2100-01-01T00:00:00Z: no Asterisk event comes later; a Timestamp beyond it is bogus
+MAX_EPOCH = 4102444800.0
+
+
 def _ts(d: dict[str, str], now: float) -> float:
+    """Asterisk's Timestamp, or ``now`` when it is missing, unreadable, not finite, not
+    positive or beyond :data:`MAX_EPOCH` (how far it may be from the link's recent time is
+    :class:`ccd.ami.timestamps.LinkClock`'s business)."""
     t = d.get("Timestamp")
     if t:
         try:
-            return float(t)
+            v = float(t)
         except ValueError:
-            pass
+            return now
+        if 0.0 < v < MAX_EPOCH:  # NaN fails this too
+            return v
     return now
 
 
@@ -302,10 +311,22 @@ def _chan(cls: type, d: dict[str, str], now: float, *extra: object) -> ChannelEv
     )
 
 
+#: the longest age (a channel's Duration, a caller's Wait) ccd takes from Asterisk: the
+#: model turns ages into times (``now - age``), which must stay plausible
+MAX_AGE = 366 * 86400
+#: the longest wrap-up (Wrapuptime, seconds) ccd takes from Asterisk
+MAX_WRAPUP = 86400
+
+
+def _secs(d: dict[str, str], k: str, cap: int) -> int:
+    """A number of seconds from Asterisk, within ``[0, cap]``."""
+    return min(max(_i(d, k), 0), cap)
+
+
 def _hms(s: str) -> int:
     try:
         h, m, sec = s.split(":")
-        return int(h) * 3600 + int(m) * 60 + int(sec)
+        return min(max(int(h) * 3600 + int(m) * 60 + int(sec), 0), MAX_AGE)
     except ValueError:
         return 0
 
@@ -379,7 +400,7 @@ def _member(d: dict[str, str], now: float) -> AmiEvent:
         d.get("Event", ""), _ts(d, now), d.get("Queue", ""), interface,
         d.get("MemberName") or d.get("Name", ""), d.get("StateInterface", "") or interface,
         _i(d, "Status"), d.get("Paused", "0") in ("1", "true", "yes"), d.get("PausedReason", ""),
-        _i(d, "Penalty"), d.get("InCall", "0") == "1", _i(d, "Wrapuptime"),
+        _i(d, "Penalty"), d.get("InCall", "0") == "1", _secs(d, "Wrapuptime", MAX_WRAPUP),
         d.get("Membership", ""),
     )
 
@@ -392,7 +413,7 @@ def _queue_params(d: dict[str, str], now: float) -> AmiEvent:
 def _queue_entry(d: dict[str, str], now: float) -> AmiEvent:
     return QueueEntry(d.get("Event", ""), _ts(d, now), d.get("Queue", ""), _i(d, "Position"),
                       d.get("Channel", ""), d.get("Uniqueid", ""), _f(d, "CallerIDNum"),
-                      _f(d, "CallerIDName"), _i(d, "Wait"))
+                      _f(d, "CallerIDName"), _secs(d, "Wait", MAX_AGE))
 
 
 def _blind(d: dict[str, str], now: float) -> AmiEvent:

@@ -11,11 +11,14 @@ import logging
 from dataclasses import dataclass
 
 from ccd.ami.events import DEFAULT_INTEREST, Interest, decode
-from ccd.ami.parser import FrameError, FrameSplitter
+from ccd.ami.parser import FrameError, FrameSplitter, peek_field
+from ccd.ami.timestamps import LinkClock
 from ccd.model.domain import DomainEvent
 from ccd.model.live import LiveModel
 
 log = logging.getLogger(__name__)
+
+_UNSET = float("nan")  # decode()'s time for frames without a usable Timestamp
 
 
 @dataclass(slots=True)
@@ -33,10 +36,12 @@ class Ingest:
         self.model = model
         self.interest = interest
         self.splitter = FrameSplitter()
+        self.clock = LinkClock()  # its ``replaced`` counts the Timestamps it did not use
         self.stats = IngestStats()
 
     def feed(self, data: bytes, now: float = 0.0) -> list[DomainEvent]:
-        """Process received bytes; ``now`` stands in for events without a Timestamp."""
+        """Process received bytes; ``now`` is their receive time (epoch seconds, 0 if
+        unknown): events without a plausible Timestamp get the link's time from it."""
         out: list[DomainEvent] = []
         for raw in self.splitter.feed(data):
             out.extend(self.frame(raw, now))
@@ -46,13 +51,22 @@ class Ingest:
         """Process one complete raw frame."""
         self.stats.frames += 1
         try:
-            event = decode(raw, now or self.model.last_ts, self.interest)
+            event = decode(raw, _UNSET, self.interest)
         except (FrameError, ValueError) as exc:
             self.stats.malformed += 1
             log.warning("skipping malformed AMI frame: %s", exc)
             return []
         if event is None:
             return []
+        clock = self.clock
+        ts = event.ts
+        if ts == ts:
+            event.ts = clock.check(ts, now)
+        else:  # no Timestamp, or one decode refused (0, negative, nan, year 3000 ...)
+            stamp = peek_field(raw, b"Timestamp")
+            if stamp is not None:
+                clock.bad(stamp)
+            event.ts = clock.expected(now)
         self.stats.events += 1
         try:
             return self.model.feed(event)

@@ -76,7 +76,9 @@ def status(ctx: Ctx, as_json: bool) -> None:
     if a.get("ping_rtt_ms") is not None:
         t.add_row("ping", f"{a['ping_rtt_ms']} ms, {a['ping_timeouts']} timeouts")
     t.add_row("events", f"{e['rate_per_s']}/s, {e['total']} total, {e['malformed']} malformed,"
-              f" {e['handler_errors']} handler errors")
+              f" {e['handler_errors']} handler errors"
+              + (f", {e['bad_timestamps']} bad timestamps replaced"
+                 if e.get("bad_timestamps") else ""))
     t.add_row("calls in progress", str(st["calls_in_progress"]))
     t.add_row("waiting in queue", str(st["waiting_in_queue"]))
     t.add_row("agents known", str(st["agents"]))

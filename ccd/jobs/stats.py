@@ -64,10 +64,10 @@ def thresholds(conn: psycopg.Connection[Any]) -> dict[str, float]:
 def compute(conn: psycopg.Connection[Any], start: datetime, end: datetime,
             tenant_id: int | None = None) -> StatsCollector:
     """Queue and agent statistics for ``[start, end)`` (intervals that start inside it)."""
-    st = StatsCollector(thresholds(conn))
-    st.feed_all(load_events(conn, start, end, tenant_id))
-    st.close(min(_ts(end), datetime.now(UTC).timestamp()))
     lo, hi = _ts(start), _ts(end)
+    st = StatsCollector(thresholds(conn), window=(lo, hi))
+    st.feed_all(load_events(conn, start, end, tenant_id))
+    st.close(min(hi, datetime.now(UTC).timestamp()))
     st.queues = {k: v for k, v in st.queues.items() if lo <= v.start < hi}
     st.agents = {k: v for k, v in st.agents.items() if lo <= v.start < hi}
     return st

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 from ccd.ami import events as ev
 from ccd.model import domain as d
+from ccd.model.pbx import BootTracker
 
 log = logging.getLogger(__name__)
 
@@ -205,6 +206,7 @@ class LiveModel:
         self.agents: dict[str, Agent] = {}
         self.queues: dict[str, Queue] = {}
         self.last_ts = 0.0
+        self.pbx = BootTracker()  # tells a boot from a reconnect (FullyBooted's Uptime)
         self.ignored = 0
         self._source = ""  # tags agent_state events ("resync" while reconciling)
         self._locals: dict[str, str] = {}  # "Local/x@y-0001" -> uniqueid of ;1 or ;2 seen first
@@ -1101,8 +1103,9 @@ class LiveModel:
         if e.name == "Shutdown":
             for call in self.calls.values():
                 call.shutdown = True
+            self.pbx.shutting_down()
             out.append(d.PbxEvent(e.ts, "shutdown", "restart" if e.restart else "stop"))
-        else:
+        elif self.pbx.fully_booted(e.ts, e.uptime):  # else only ccd logged in again
             out.append(d.PbxEvent(e.ts, "booted", f"uptime {e.uptime}s"))
 
     # ------------------------------------------------------------------ adoption

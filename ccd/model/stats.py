@@ -19,6 +19,11 @@ Definitions (also in the README):
   time on hold during the call, and wrap-up the agent's wrap-up after it.
 * Agent ``occupancy`` = (ringing + on call + on hold + wrap-up) / staffed time, where
   staffed = logged in and not paused (available, ringing, on call, on hold, wrap-up).
+
+The work done per event is bounded whatever the times say: a collector keeps only the
+intervals overlapping its ``window`` (a report's range, the live wallboard's day), a state
+is spread over at most :data:`MAX_SPAN` seconds before the event that ends it (so at most
+``MAX_SPAN / interval`` intervals), and events whose time is not finite are ignored.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ from typing import Any
 from ccd.model import domain as d
 
 INTERVAL = 900.0
+#: the longest stretch of one agent state spread over intervals (31 days: a month's report)
+MAX_SPAN = 31 * 86400.0
 BUSY_STATES = ("ringing", "on_call", "on_hold", "wrapup")
 STAFFED_STATES = ("available", *BUSY_STATES)
 
@@ -131,10 +138,15 @@ class StatsCollector:
     """Feed it domain events in time order; read :attr:`queues` and :attr:`agents`."""
 
     def __init__(self, sl_threshold: dict[str, float] | None = None,
-                 default_threshold: float = 20.0, interval: float = INTERVAL) -> None:
+                 default_threshold: float = 20.0, interval: float = INTERVAL,
+                 window: tuple[float, float] | None = None, max_span: float = MAX_SPAN) -> None:
+        """``window`` = ``(start, end)``: only intervals overlapping it are kept."""
         self.sl_threshold = sl_threshold or {}
         self.default_threshold = default_threshold
         self.interval = interval
+        self.window = window or (-math.inf, math.inf)
+        self.max_span = max_span
+        self.ignored = 0  # events with a time that is not finite
         self.queues: dict[tuple[str, float], QueueInterval] = {}
         self.agents: dict[tuple[str, float], AgentInterval] = {}
         self._entries: dict[str, _Entry] = {}  # call id -> current queue entry
@@ -150,10 +162,25 @@ class StatsCollector:
             row = self.queues[(queue, start)] = QueueInterval(queue, start)
         return row
 
+    def _inside(self, start: float) -> bool:
+        """The interval starting at ``start`` overlaps the window."""
+        lo, hi = self.window
+        return start < hi and start + self.interval > lo
+
+    def _clip(self, t0: float, t1: float) -> tuple[float, float]:
+        """``[t0, t1)`` cut to the window and to the last ``max_span`` seconds."""
+        lo, hi = self.window
+        return max(t0, lo, t1 - self.max_span), min(t1, hi)
+
     def feed(self, e: d.DomainEvent) -> None:
         """Account one domain event."""
+        if not math.isfinite(e.ts):
+            self.ignored += 1
+            return
         if isinstance(e, d.CallQueued):
             start = interval_start(e.ts, self.interval)
+            if not self._inside(start):
+                return
             self._entries[e.call_id] = _Entry(e.queue, e.ts, start)
             self._row(e.queue, start).offered += 1
         elif isinstance(e, d.CallAnswered):
@@ -226,10 +253,12 @@ class StatsCollector:
             state, since, call_id = prev
             self._span(e.agent, state, since, e.ts)
             if state == "wrapup" and call_id in self._handled:
-                self._row(*self._handled[call_id]).wrapup += max(0.0, e.ts - since)
+                t0, t1 = self._clip(since, e.ts)
+                self._row(*self._handled[call_id]).wrapup += max(0.0, t1 - t0)
         if e.state == "on_call" and (prev is None or prev[0] not in ("on_call", "on_hold")):
-            key = self._agent_row(e.agent, interval_start(e.ts, self.interval))
-            key.answered += 1
+            start = interval_start(e.ts, self.interval)
+            if self._inside(start):
+                self._agent_row(e.agent, start).answered += 1
         self._agent_state[e.agent] = (e.state, e.ts, e.call_id)
 
     def _agent_row(self, agent: str, start: float) -> AgentInterval:
@@ -239,6 +268,7 @@ class StatsCollector:
         return row
 
     def _span(self, agent: str, state: str, t0: float, t1: float) -> None:
+        t0, t1 = self._clip(t0, t1)  # at most max_span / interval + 1 rounds
         while t0 < t1:
             start = interval_start(t0, self.interval)
             end = min(t1, start + self.interval)
@@ -248,11 +278,14 @@ class StatsCollector:
 
     def close(self, now: float) -> None:
         """Account the agents' current states up to ``now`` (end of a report)."""
+        if not math.isfinite(now):
+            return
         for agent, (state, since, call_id) in list(self._agent_state.items()):
             if now > since:
                 self._span(agent, state, since, now)
                 if state == "wrapup" and call_id in self._handled:
-                    self._row(*self._handled[call_id]).wrapup += now - since
+                    t0, t1 = self._clip(since, now)
+                    self._row(*self._handled[call_id]).wrapup += max(0.0, t1 - t0)
                 self._agent_state[agent] = (state, now, call_id)
 
     def queue_rows(self) -> list[dict[str, Any]]:

@@ -40,8 +40,8 @@ class AgentService:
         self.confirm_timeout = confirm_timeout
 
     async def _send(self, action: str, fields: dict[str, Any],
-                    ok_errors: tuple[str, ...] = ()) -> None:
-        await send_action(self.ami, action, fields, ok_errors)
+                    ok_errors: tuple[str, ...] = ()) -> dict[str, str]:
+        return await send_action(self.ami, action, fields, ok_errors)
 
     async def _confirm(self, interface: str, pred: Any) -> dict[str, Any]:
         end = time.monotonic() + self.confirm_timeout
@@ -114,7 +114,10 @@ class AgentService:
         """Re-add agents ccd knows are logged in but Asterisk forgot (restart), with pauses.
 
         Called after every resync. Dynamic queue members do not survive an Asterisk
-        restart; ccd's open agent sessions say who should be there.
+        restart; ccd's open agent sessions say who should be there. A paused agent is
+        re-added paused (QueueAdd with Paused and Reason); one whose memberships are still
+        there but not paused gets a QueuePause. Counts are of what Asterisk accepted:
+        ``readded`` memberships, ``repaused`` agents whose pause was restored.
         """
         try:
             sessions = await self.directory.open_sessions()
@@ -127,25 +130,34 @@ class AgentService:
                 a = await self.directory.agent(s["interface"])
             except ApiError:
                 continue
+            paused, reason = bool(s["paused"]), s["pause_reason"] or None
             live = self.model.agents.get(a.interface)
             have = set(live.memberships) if live else set()
-            missing = [(q, p) for q, p in a.skills if q not in have]
-            for queue, penalty in missing:
+            added = there = 0
+            for queue, penalty in [(q, p) for q, p in a.skills if q not in have]:
                 try:
-                    await self._send("QueueAdd", {"Queue": queue, "Interface": a.interface,
-                                                  "MemberName": a.name,
-                                                  "StateInterface": a.interface,
-                                                  "Penalty": penalty,
-                                                  "Paused": "true" if s["paused"] else "false",
-                                                  "Reason": s["pause_reason"] or None},
-                                     ok_errors=("Already there",))
-                    readded += 1
+                    resp = await self._send("QueueAdd", {
+                        "Queue": queue, "Interface": a.interface, "MemberName": a.name,
+                        "StateInterface": a.interface, "Penalty": penalty,
+                        "Paused": "true" if paused else "false", "Reason": reason},
+                        ok_errors=("Already there",))
                 except ApiError as exc:
                     log.error("re-adding %s to %s failed: %s", a.interface, queue, exc)
-            if s["paused"] and (live is None or not live.paused) and not missing:
-                await self._send("QueuePause", {"Interface": a.interface, "Paused": "true",
-                                                "Reason": s["pause_reason"] or None})
-                repaused += 1
+                    continue
+                if resp.get("Response") == "Success":
+                    added += 1
+                else:  # "Already there": the model had not seen it yet
+                    there += 1
+            readded += added
+            restored = paused and added > 0
+            if paused and (have or there) and (live is None or not live.paused):
+                try:  # memberships Asterisk kept (or we could not add) lost the pause
+                    await self._send("QueuePause", {"Interface": a.interface,
+                                                    "Paused": "true", "Reason": reason})
+                    restored = True
+                except ApiError as exc:
+                    log.error("restoring the pause of %s failed: %s", a.interface, exc)
+            repaused += restored
         if readded or repaused:
             log.info("after resync: re-added %d queue memberships, restored %d pauses",
                      readded, repaused)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -103,9 +104,12 @@ class Services:
     # ------------------------------------------------------------------ statistics
 
     def _live_stats(self, event: Any) -> None:
+        if not math.isfinite(event.ts):
+            return
         day = interval_start(event.ts, 86400)
         if day > self.stats_day:  # a new UTC day: today's figures start from zero
-            self.live_stats = StatsCollector(dict(self.live_stats.sl_threshold))
+            self.live_stats = StatsCollector(dict(self.live_stats.sl_threshold),
+                                             window=(day, day + 86400))
             self.stats_day = day
         self.live_stats.feed(event)
 
@@ -116,12 +120,15 @@ class Services:
         try:
             def load() -> StatsCollector:
                 with connect(self.url, application_name="ccd-stats") as conn:
-                    st = StatsCollector(stats_job.thresholds(conn))
+                    st = StatsCollector(stats_job.thresholds(conn),
+                                        window=(self.stats_day, self.stats_day + 86400))
                     st.feed_all(stats_job.load_events(conn, start, start + timedelta(days=1)))
                     return st
             self.live_stats = await asyncio.to_thread(load)
         except Exception as exc:
             log.warning("today's statistics start from zero (database: %s)", exc)
+            self.live_stats = StatsCollector(dict(self.live_stats.sl_threshold),
+                                             window=(self.stats_day, self.stats_day + 86400))
 
     async def refresh_stats(self) -> int:
         now = datetime.now(UTC)

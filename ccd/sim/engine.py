@@ -135,6 +135,9 @@ class Engine:
         self._local = 0
         self.tasks: set[asyncio.Task[Any]] = set()
         self.stopping = False
+        #: every module loaded (False while a restart boots: the AMI port is already open,
+        #: core actions work, module actions are "Invalid/unknown command")
+        self.fully_booted = True
         self.agi_runner: AgiRunner | None = None
         # set by the simulator after construction (they need the engine themselves)
         self.phones: PhoneBook

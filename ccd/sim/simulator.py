@@ -8,9 +8,10 @@ Usage in tests::
         await sim.restart()
 
 Faults: :meth:`Simulator.drop_links`, :meth:`Simulator.restart` (Shutdown event, links
-closed, port refused while down, FullyBooted with Uptime 0 after, channels and dynamic queue
-members gone), :meth:`Simulator.shutdown` / :meth:`Simulator.boot`, :meth:`Simulator.stall`
-and :meth:`Simulator.slow`. The same are reachable from another process through the control
+closed, port refused while down, then a boot: the port open with only core actions
+answered, FullyBooted with Uptime 0, channels and dynamic queue members gone),
+:meth:`Simulator.shutdown` / :meth:`Simulator.boot`, :meth:`Simulator.stall` and
+:meth:`Simulator.slow`. The same are reachable from another process through the control
 port (:mod:`ccd.sim.control`) and signals (``ccd sim``: SIGUSR1 drops links, SIGUSR2
 restarts).
 """
@@ -18,6 +19,7 @@ restarts).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -60,6 +62,9 @@ class SimOptions:
     agi_runner: AgiRunner | None = None
     auth_fail_delay: float = 1.0  # simulated seconds Asterisk waits before "failed"
     boot_uptime: float = 0.0  # pretend Asterisk has been up this long at start
+    #: simulated seconds a boot takes from the AMI port opening to FullyBooted (real
+    #: Asterisk 22: ~0.1-0.2 s, during which module actions are "Invalid/unknown command")
+    boot_time: float = 0.2
     contact_delay: float = 1.0  # simulated seconds until contacts re-qualify after a boot
     settings: EngineSettings = field(default_factory=EngineSettings)
 
@@ -96,6 +101,7 @@ class Simulator:
         self.boot_hooks: list[Callable[[Engine], None]] = []
         self._lifecycle = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
+        self._boot_release = asyncio.Event()
 
     # ------------------------------------------------------------------ building
 
@@ -143,6 +149,7 @@ class Simulator:
         log.info("simulator: AMI on %s:%s", self.ami.host, self.ami.port)
 
     async def stop(self) -> None:
+        self._boot_release.set()  # a boot in progress ends now
         for task in list(self._background):
             task.cancel()
         if self.control is not None:
@@ -196,29 +203,61 @@ class Simulator:
         self.ami.drop_all()
         self.down = True
 
-    async def boot(self) -> None:
-        """Start Asterisk again: fresh state, Uptime 0, contacts re-qualify shortly after."""
-        async with self._lifecycle:
-            await self._boot()
+    async def boot(self, boot_time: float | None = None) -> None:
+        """Start Asterisk again: fresh state, Uptime 0, contacts re-qualify shortly after.
 
-    async def _boot(self) -> None:
+        As a real Asterisk does, the AMI port opens first and logins work, but actions of
+        modules not loaded yet (app_queue, app_mixmonitor, res_pjsip_notify) answer
+        ``Invalid/unknown command`` and a login gets no FullyBooted; ``boot_time``
+        simulated seconds later (default :attr:`SimOptions.boot_time`, or
+        :meth:`release_boot`) every module is loaded and ``FullyBooted`` goes to every
+        session. Returns when fully booted.
+        """
+        async with self._lifecycle:
+            await self._boot(boot_time)
+
+    @property
+    def booting(self) -> bool:
+        """The AMI port is open but Asterisk is not fully booted yet."""
+        return not self.down and not self.engine.fully_booted
+
+    def release_boot(self) -> None:
+        """End the current boot now (tests hold a boot open with a long ``boot_time``)."""
+        self._boot_release.set()
+
+    async def _boot(self, boot_time: float | None = None) -> None:
         if not self.down:
             return
-        self.engine = self._build_engine()
-        self.ami.attach(self.engine)
-        for hook in list(self.boot_hooks):
-            hook(self.engine)
+        engine = self.engine = self._build_engine()
+        engine.fully_booted = False
+        self.ami.attach(engine)
+        self._boot_release.clear()
         await self.ami.start()
         self.down = False
-        self._background_task(self._announce_contacts(self.engine))
+        wait = self.options.boot_time if boot_time is None else boot_time
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._boot_release.wait(), self.clock.real(wait))
+        engine.fully_booted = True
+        engine.emit(
+            "FullyBooted",
+            SYSTEM,
+            [
+                ("Status", "Fully Booted"),
+                ("Uptime", str(engine.uptime())),
+                ("LastReload", str(int(engine.clock.now() - engine.reload_time))),
+            ],
+        )
+        for hook in list(self.boot_hooks):
+            hook(engine)
+        self._background_task(self._announce_contacts(engine))
 
-    async def restart(self, downtime: float = 0.5) -> None:
+    async def restart(self, downtime: float = 0.5, boot_time: float | None = None) -> None:
         """``core restart now``: Shutdown (Restart: True), down for ``downtime`` real
-        seconds (connections refused), then boot."""
+        seconds (connections refused), then boot (see :meth:`boot`)."""
         async with self._lifecycle:
             await self._shutdown(True)
             await asyncio.sleep(downtime)
-            await self._boot()
+            await self._boot(boot_time)
 
     async def _announce_contacts(self, engine: Engine) -> None:
         await self.clock.sleep(self.options.contact_delay)

@@ -5,6 +5,7 @@ Pings, drop the connection or refuse new ones."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -23,6 +24,9 @@ class ScriptedAmi:
         self.channels: list[dict[str, str]] = []  # CoreShowChannel items
         self.queue_items: list[dict[str, str]] = []  # QueueParams/QueueMember/QueueEntry
         self.logins = 0
+        self.started = time.time() - 1090  # Asterisk's start: Uptime grows from here
+        self.booting = False  # modules still loading: no FullyBooted, app_queue unknown
+        self.app_queue = True  # app_queue loaded (once booted)
 
     async def start(self, port: int = 0) -> None:
         self.server = await asyncio.start_server(self._client, "127.0.0.1", port)
@@ -58,6 +62,14 @@ class ScriptedAmi:
                 self.writers.remove(writer)
             writer.close()
 
+    async def finish_boot(self) -> None:
+        """Every module loaded: FullyBooted (with Timestamp) to every session."""
+        self.booting = False
+        self.started = time.time()
+        await self.send(self.frame(Event="FullyBooted", Privilege="system,all",
+                                   Timestamp=f"{time.time():.6f}", Status="Fully Booted",
+                                   Uptime="0", LastReload="0"))
+
     @staticmethod
     def frame(**fields: str) -> bytes:
         return ("".join(f"{k}: {v}\r\n" for k, v in fields.items()) + "\r\n").encode()
@@ -76,8 +88,10 @@ class ScriptedAmi:
             self.logins += 1
             w.write(self.frame(Response="Success", ActionID=aid,
                                Message="Authentication accepted"))
-            w.write(self.frame(Event="FullyBooted", Privilege="system,all", Uptime="12",
-                               LastReload="12", Status="Fully Booted"))
+            if not self.booting:
+                up = str(int(time.time() - self.started))
+                w.write(self.frame(Event="FullyBooted", Privilege="system,all", Uptime=up,
+                                   LastReload=up, Status="Fully Booted"))
         elif name == "Ping":
             if self.answer_ping:
                 w.write(self.frame(Response="Success", ActionID=aid, Ping="Pong",
@@ -89,7 +103,7 @@ class ScriptedAmi:
                 w.write(self.frame(Event="CoreShowChannel", ActionID=aid, **c))
             w.write(self.frame(Event="CoreShowChannelsComplete", ActionID=aid,
                                EventList="Complete", ListItems=str(len(self.channels))))
-        elif name == "QueueStatus":
+        elif name == "QueueStatus" and self.app_queue and not self.booting:
             w.write(self.frame(Response="Success", ActionID=aid, EventList="start",
                                Message="Queue status will follow"))
             for q in self.queue_items:

@@ -223,5 +223,136 @@ async def test_prometheus_metrics(tmp_path: Path, ami) -> None:
             .read().decode())
         assert "ccd_ami_connected 1.0" in body
         assert "ccd_calls_in_progress 0.0" in body
+        assert "ccd_ami_bad_timestamps_total 0.0" in body
     finally:
         await d.stop()
+
+
+async def test_reset_right_after_connect_fails_the_login_at_once() -> None:
+    """Asterisk (or a proxy) accepts the TCP connection and resets it at once: the reader
+    sees ConnectionResetError, which must end the login attempt now (not after
+    connect_timeout) and be retrieved (no 'Task exception was never retrieved')."""
+    import gc
+    import socket
+    import struct
+
+    accepted = 0
+
+    async def reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal accepted
+        accepted += 1
+        writer.write(b"Asterisk Call Manager/11.0.0\r\n")
+        await writer.drain()
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()  # RST, not FIN
+
+    loop = asyncio.get_running_loop()
+    unretrieved: list[dict[str, object]] = []
+    old = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, ctx: unretrieved.append(ctx))
+    server = await asyncio.start_server(reset, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    # a login that waited for its timeout would take 60 s per attempt
+    cfg = load(None, {"CCD_AMI_PORT": str(port), "CCD_AMI_CONNECT_TIMEOUT": "60",
+                      "CCD_AMI_BACKOFF_INITIAL": "0.05", "CCD_AMI_BACKOFF_MAX": "0.1"})
+    client = AmiClient(cfg.ami, lambda raw, now: None)
+    client.start()
+    try:
+        await until(lambda: accepted >= 3, timeout=20)
+        assert not client.connected
+        assert "ConnectionResetError" in client.stats.last_error
+    finally:
+        await client.stop()
+        server.close()
+        await server.wait_closed()
+        gc.collect()
+        await asyncio.sleep(0)
+        loop.set_exception_handler(old)
+    assert not [c for c in unretrieved if isinstance(c.get("exception"), ConnectionError)], \
+        unretrieved
+
+
+async def test_hostile_timestamps_over_the_link_are_replaced_and_counted(daemon, ami) -> None:
+    """One frame saying Timestamp: 0 (or -1, 1e300 ...) used to set an agent's state to
+    1970 and make the statistics create a row per 15 minutes since then."""
+    from ccd.model.stats import StatsCollector
+
+    await until(lambda: daemon.client.connected and daemon.resyncs >= 1)
+    rows = {"n": 0}
+
+    class Counted(StatsCollector):
+        def _agent_row(self, agent: str, start: float):  # type: ignore[no-untyped-def]
+            rows["n"] += 1
+            assert rows["n"] < 50_000, "the statistics loop ran away"
+            return super()._agent_row(agent, start)
+
+    stats = Counted()
+    daemon.bus.subscribe("stats", stats.feed)
+    now = time.time()
+    member = dict(Queue="support", MemberName="Agent Alice", Interface="PJSIP/1001",
+                  StateInterface="PJSIP/1001", Membership="dynamic", Penalty="0",
+                  CallsTaken="0", LastCall="0", LastPause="0", LoginTime=str(int(now)),
+                  InCall="0", Status="1", Ringinuse="0", Wrapuptime="0")
+    frames = [
+        ami.frame(Event="QueueMemberAdded", Privilege="agent,all", Timestamp=f"{now:.6f}",
+                  **member, Paused="0", PausedReason=""),
+        ami.frame(Event="QueueMemberPause", Privilege="agent,all", Timestamp="0",
+                  **member, Paused="1", PausedReason="lunch"),
+        ami.frame(Event="QueueMemberPause", Privilege="agent,all", Timestamp="1e300",
+                  **member, Paused="0", PausedReason=""),
+        ami.frame(Event="QueueMemberPause", Privilege="agent,all", Timestamp="-86400",
+                  **member, Paused="1", PausedReason="break"),
+        ami.frame(Event="QueueMemberPause", Privilege="agent,all",
+                  Timestamp=f"{now - 40 * 86400:.6f}", **member, Paused="0", PausedReason=""),
+    ]
+    await ami.send(b"".join(frames))
+    await until(lambda: daemon.status()["events"]["bad_timestamps"] == 4)
+    alice = daemon.model.agents["PJSIP/1001"]
+    assert alice.state == "available"
+    assert abs(alice.since - now) < 3600  # the link's time, not 1970 or the year 10^292
+    assert abs(daemon.model.last_ts - now) < 3600
+    stats.close(daemon.model_now())
+    assert rows["n"] <= 8  # four state changes, each within one or two intervals
+    assert daemon.client.connected
+
+
+async def test_resync_while_booting_waits_for_fully_booted(tmp_path: Path, ami, caplog) -> None:
+    import logging
+
+    caplog.set_level(logging.INFO, logger="ccd")
+    ami.booting = True  # the AMI port is open, app_queue is not loaded yet
+    ami.queue_items = [{"Event": "QueueParams", "Queue": "support", "Strategy": "rrmemory",
+                        "Calls": "0"}, MEMBER]
+    d = Daemon(make_config(tmp_path, ami.port))
+    got: list[DomainEvent] = []
+    d.bus.subscribe("test", got.append)
+    await d.start()
+    try:
+        await until(lambda: any("still booting" in r.getMessage() for r in caplog.records))
+        assert d.client.connected and not d.client.booted and d.resyncs == 0
+        await ami.finish_boot()
+        await until(lambda: d.resyncs == 1)
+        alice = d.model.agents["PJSIP/1001"]
+        assert (alice.state, alice.reason) == ("paused", "lunch break")
+        assert d.client.stats.connects == 1  # waited on the same link, no drop and retry
+        assert [e.what for e in got if e.kind == "pbx"] == ["resynced", "booted"]
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    finally:
+        await d.stop()
+
+
+async def test_resync_without_app_queue_keeps_the_link(daemon, ami, caplog) -> None:
+    """Fully booted, and QueueStatus still unknown: app_queue is not loaded at all. The
+    channels are resynchronised, the queues left as they are, the link kept."""
+    import logging
+
+    caplog.set_level(logging.INFO, logger="ccd")
+    await until(lambda: daemon.client.connected and daemon.resyncs >= 1)
+    ami.app_queue = False
+    ami.channels = BRIDGED
+    ami.drop()
+    await until(lambda: daemon.resyncs >= 2 and "1795465198.23" in daemon.model.calls)
+    assert daemon.client.stats.connects == 2
+    assert any("is app_queue loaded" in r.getMessage() for r in caplog.records)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

@@ -3,7 +3,9 @@ scripted calls are recorded, agents behave, faults lose nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import logging
 import wave
 from pathlib import Path
 
@@ -153,6 +155,52 @@ async def test_asterisk_restart_readds_agents_with_their_pause(stack) -> None:
     members = stack.sim.engine.queues.queues["support"].members
     assert {m.interface for m in members} == {ALICE, BOB}
     assert [m.paused for m in members if m.interface == BOB] == [True]
+
+
+async def test_a_resync_while_asterisk_boots_waits_for_fully_booted(stack, caplog) -> None:
+    """Real Asterisk opens its AMI port before app_queue is loaded (real-2 T7a): ccd logs
+    in again while it boots, its QueueStatus is 'Invalid/unknown command'. The resync
+    waits for FullyBooted instead of failing, the agents come back with Bob's pause, the
+    log counts what was restored, and only the real boot is reported as one."""
+    caplog.set_level(logging.INFO, logger="ccd")
+    await stack.login(ALICE, BOB)
+    await stack.api("agent", action="pause", agent=BOB, reason="training")
+    pbx: list[str] = []
+    stack.daemon.bus.subscribe("test-pbx", lambda e: pbx.append(e.what)
+                               if e.kind == "pbx" else None)
+    client = stack.daemon.client
+    connects, resyncs = client.stats.connects, stack.daemon.resyncs
+    caplog.clear()
+    restart = asyncio.create_task(stack.sim.restart(downtime=0.3, boot_time=3600.0))
+    await stack.until(lambda: stack.sim.booting and client.stats.connects > connects,
+                      what="ccd logged in while Asterisk boots")
+    await stack.until(lambda: any("still booting" in r.getMessage() for r in caplog.records),
+                      what="the resync to wait")
+    assert stack.daemon.resyncs == resyncs and not client.booted
+    stack.sim.release_boot()
+    await restart
+    await stack.until(lambda: stack.daemon.resyncs == resyncs + 1, what="the resync")
+    members = stack.sim.engine.queues.queues["support"].members
+    await stack.until(lambda: {m.interface for m in members} == {ALICE, BOB},
+                      timeout=20, what="agents re-added")
+    await stack.until(lambda: stack.agent(ALICE).state == "available"
+                      and stack.agent(BOB).state == "paused", what="agents' state")
+    assert stack.agent(BOB).reason == "training"
+    assert client.stats.connects == connects + 1  # no drop-and-retry of the link
+    def relog() -> list[str]:
+        return [r.getMessage() for r in caplog.records
+                if r.getMessage().startswith("after resync")]
+    await stack.until(relog, what="the relog message")
+    assert relog() == ["after resync: re-added 5 queue memberships, restored 1 pauses"]
+    assert pbx.count("booted") == 1 and pbx[0] == "shutdown"
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not errors, [r.getMessage() for r in errors]
+    # a plain reconnect to the same Asterisk is not a boot
+    pbx.clear()
+    stack.sim.drop_links()
+    await stack.until(lambda: stack.daemon.resyncs == resyncs + 2, what="reconnected")
+    await stack.until(lambda: "resynced" in pbx, what="resynced")
+    assert "booted" not in pbx and "link_lost" in pbx
 
 
 async def test_daemon_settles_its_heap_at_start_and_on_schedule(stack) -> None:

@@ -289,3 +289,57 @@ def test_without_timestamp_fields_the_capture_times_are_used(tmp_path: Path) -> 
     assert r.talk_seconds == pytest.approx(6.011, abs=0.01)
     assert r.total_seconds == pytest.approx(11.894, abs=0.01)
     assert r.start == pytest.approx(1795465016.78, abs=0.01)
+
+
+# --------------------------------------------------------------------------- boots
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    # logged in to an Asterisk up 260 s: not a boot; restarted: one boot
+    ("scenario09-", ["shutdown", "booted"]),
+    # up 18 s at the first login: it has just booted; stopped and started: another one
+    ("scenario09b", ["booted", "shutdown", "booted"]),
+    # real-2: up 1090 s, `core restart now`, FullyBooted (Uptime 0) after the relogin
+    ("real-2/T7a", ["shutdown", "booted"]),
+])
+def test_a_boot_is_reported_once_per_boot(name: str, expected: list[str]) -> None:
+    events, _ = run(name)
+    pbx = [e for e in events if e.kind == "pbx"]
+    assert [e.what for e in pbx] == expected
+
+
+def _fully_booted(uptime: int, stamp: float | None = None) -> bytes:
+    """A FullyBooted as Asterisk sends it: with Timestamp when a boot completes, without
+    when it answers a login (see the captures)."""
+    if stamp is None:
+        return (f"Event: FullyBooted\r\nPrivilege: system,all\r\nUptime: {uptime}\r\n"
+                f"LastReload: {uptime}\r\nStatus: Fully Booted\r\n\r\n").encode()
+    return (f"Event: FullyBooted\r\nPrivilege: system,all\r\nTimestamp: {stamp:.6f}\r\n"
+            f"Status: Fully Booted\r\nUptime: {uptime}\r\nLastReload: {uptime}\r\n\r\n"
+            ).encode()
+
+
+def test_a_login_again_is_not_a_boot_but_a_restart_is_even_without_shutdown() -> None:
+    from ccd.ami.ingest import Ingest
+
+    ingest = Ingest(LiveModel())
+    t = 1_796_694_102.478
+    booted = []
+
+    def login(at: float, uptime: int, stamp: float | None = None) -> None:
+        booted.extend(e.detail for e in ingest.feed(_fully_booted(uptime, stamp), at)
+                      if e.kind == "pbx" and e.what == "booted")
+
+    login(t, 1090)                    # ccd starts: Asterisk has been up for a while
+    login(t + 30.4, 1120)             # the link dropped and came back: same Asterisk
+    login(t + 600.9, 1691)
+    login(t + 3600.2, 4687)
+    assert booted == []
+    # Asterisk was restarted while the link was down (no Shutdown seen) and has been up
+    # longer than the last uptime ccd saw by the time ccd logs in again
+    login(t + 9000.0, 5000)
+    assert booted == ["uptime 5000s"]
+    # a boot ccd sees completing (Timestamp), then the login answer of another reconnect
+    login(t + 9100.0, 0, t + 9099.9)
+    login(t + 9101.3, 1)
+    assert booted == ["uptime 5000s", "uptime 0s"]

@@ -108,3 +108,67 @@ def test_callers_still_waiting_do_not_count_in_the_service_level() -> None:
     st.feed(d.CallQueued(t + 6, "c2", "q", 1, 1, "", ""))  # still waiting
     [row] = st.queue_rows()
     assert (row["offered"], row["answered"], row["service_level"]) == (2, 1, 100.0)
+
+
+# --------------------------------------------------------------------------- bounded work
+
+
+class Counted(StatsCollector):
+    """A collector that counts the interval rows it touches and stops a runaway loop."""
+
+    LIMIT = 50_000
+
+    def __init__(self, *args: object, **kw: object) -> None:
+        super().__init__(*args, **kw)  # type: ignore[arg-type]
+        self.touched = 0
+
+    def _agent_row(self, agent: str, start: float) -> object:  # type: ignore[override]
+        self.touched += 1
+        if self.touched > self.LIMIT:
+            raise AssertionError(f"more than {self.LIMIT} intervals for one report")
+        return super()._agent_row(agent, start)
+
+
+@pytest.mark.parametrize("bogus", [0.0, -1e9, 1.0, 1_000_000_000.0])
+def test_a_state_from_a_bogus_time_is_spread_over_a_bounded_number_of_intervals(
+        bogus: float) -> None:
+    t = 1_800_000_000.0
+    st = Counted()
+    st.feed_all([_state(bogus, "available"), _state(t, "paused"), _state(t + 60, "available")])
+    st.close(t + 120)
+    bound = st.max_span / st.interval + 3
+    assert st.touched <= bound
+    assert len(st.agents) <= bound
+    # what is counted is the end of the stretch, up to the event that ended it
+    last = st.agents[("PJSIP/1001", interval_start(t - 1))]
+    assert last.seconds["available"] == pytest.approx(t - interval_start(t - 1))
+
+
+def test_a_window_bounds_the_rows_whatever_the_times() -> None:
+    day = interval_start(1_800_000_000.0, 86400)
+    st = Counted(window=(day, day + 86400))
+    st.feed_all([
+        _state(0.0, "available"),                    # 1970: before the window
+        _state(day + 3600, "on_call", "c1"),
+        _state(day + 3700, "available"),
+        _state(4.0e9, "paused"),                     # 2096: after it
+        _state(day + 7200, "available"),             # time went back: nothing to spread
+    ])
+    st.feed(d.CallQueued(0.0, "c0", "q", 1, 1, "", ""))          # outside: not counted
+    st.feed(d.CallQueued(day + 3590, "c1", "q", 1, 1, "", ""))
+    st.close(9.0e9)
+    assert st.touched <= 96 + 2
+    assert all(day <= r.start < day + 86400 for r in st.agents.values())
+    assert [(r.queue, r.offered) for r in st.queues.values()] == [("q", 1)]
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_events_without_a_finite_time_are_ignored(bad: float) -> None:
+    st = Counted()
+    st.feed_all([_state(1_800_000_000.0, "available"), _state(bad, "paused")])
+    st.feed(d.CallQueued(bad, "c1", "q", 1, 1, "", ""))
+    st.close(bad)
+    st.close(1_800_000_100.0)
+    assert st.ignored == 2
+    assert [r.seconds for r in st.agents.values()] == [{"available": 100.0}]
+    assert not st.queues

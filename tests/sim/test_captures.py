@@ -620,3 +620,89 @@ async def test_live_model_records_match_capture(name: str) -> None:
     sim = [{k: v for k, v in r.items() if k != "call_id"} for r in _records(data)]
     cap = [{k: v for k, v in r.items() if k != "call_id"} for r in _records(read_capture(path))]
     assert sim == cap
+
+
+# --------------------------------------------------------------------------- booting
+
+
+REAL2 = CAPTURE_CONFIG.parent / "real-2"
+
+
+def _real2_frames(name: str) -> list[dict[str, str]]:
+    from ccd.ami.parser import FrameSplitter, parse_frame
+
+    path = next(REAL2.glob(f"{name}*.ami"))
+    return [parse_frame(raw) for raw in FrameSplitter().feed(read_capture(path))
+            if not raw.startswith(b"Asterisk Call Manager/")]
+
+
+async def _connect_when_open(sim: Simulator) -> AmiTestClient:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + 20
+    while True:
+        try:
+            return await AmiTestClient.connect("127.0.0.1", sim.ami_port)
+        except OSError:
+            assert loop.time() < end, "the AMI port never opened again"
+            await asyncio.sleep(0.02)
+
+
+async def test_boot_after_a_restart_answers_like_the_capture() -> None:
+    """T7a (``core restart now``): the recorder logged in again while Asterisk was still
+    loading modules. The login answered without FullyBooted, ccd's QueueStatus was refused
+    (RequestBadFormat: app_queue not loaded yet) while core actions worked, then
+    FullyBooted (Timestamp, Uptime 0) reached every session; a login after that gets the
+    per-session FullyBooted without Timestamp (the capture's first login)."""
+    cap = _real2_frames("T7a")
+    cut = next(i for i, f in enumerate(cap) if f.get("Event") == "Shutdown")
+    after = cap[cut + 1:]
+    login = next(i for i, f in enumerate(after) if f.get("Response") == "Success")
+    booted = next(i for i, f in enumerate(after) if f.get("Event") == "FullyBooted")
+    refused = [f for f in after[login:booted] if f.get("Event") == "RequestBadFormat"]
+    assert [f["RequestType"] for f in refused] == ["Action: QueueStatus"]
+    assert login < booted  # logged in before it was fully booted, and no FullyBooted then
+    cap_boot = after[booted]
+    per_session = next(f for f in cap[:cut] if f.get("Event") == "FullyBooted")
+    # the wording of an unknown action, from the capture of scenario 7
+    unknown = next(f["Message"] for f in capture_frames("scenario07")
+                   if "Invalid/unknown command" in f.get("Message", ""))
+
+    opts = SimOptions(config_dir=REAL2 / "config", ami_port=0, time_scale=SCALE,
+                      phones=PHONES, agi="127.0.0.1:1", boot_uptime=1090.0)
+    async with Simulator(opts) as sim:
+        rec = await AmiTestClient.connect("127.0.0.1", sim.ami_port)
+        await rec.login("rec", "recsecret")
+        restart = asyncio.get_running_loop().create_task(
+            sim.restart(downtime=0.2, boot_time=3600.0))  # held open until release_boot()
+        await rec.wait_for(lambda f: f.event == "Shutdown", 5)
+        await asyncio.wait_for(rec.closed.wait(), 5)  # the port is closed from here on
+        rec = await _connect_when_open(sim)
+        resp = await rec.login("rec", "recsecret")
+        assert sim.booting and resp.get("Response") == "Success"
+        ccd = await AmiTestClient.connect("127.0.0.1", sim.ami_port)
+        await ccd.login()
+        _, chans = await ccd.collect("CoreShowChannels", "CoreShowChannelsComplete")
+        assert chans[-1].get("ListItems") == "0"  # core actions work while booting
+        assert (await ccd.action("Ping")).get("Ping") == "Pong"
+        for action in ("QueueStatus", "QueueAdd", "QueuePause", "MixMonitor"):
+            r = await ccd.action(action, Queue="support", Interface="PJSIP/1001")
+            assert r.get("Response") == "Error"
+            assert r.get("Message") == unknown.replace("QueueUnpause", action)
+        bad = await rec.wait_for(lambda f: f.event == "RequestBadFormat")
+        assert bad.get("RequestType") == "Action: QueueStatus"
+        assert not rec.events("FullyBooted") and not ccd.events("FullyBooted")
+        sim.release_boot()
+        await restart
+        for client in (rec, ccd):
+            f = await client.wait_for(lambda f: f.event == "FullyBooted")
+            assert list(f.fields) == list(cap_boot)
+            assert (f.get("Status"), f.get("Uptime"), f.get("LastReload")) == (
+                "Fully Booted", "0", "0")
+        r = await ccd.action("QueueStatus")
+        assert r.get("Response") == "Success"
+        late = await AmiTestClient.connect("127.0.0.1", sim.ami_port)
+        await late.login("rec", "recsecret")
+        f = await late.wait_for(lambda f: f.event == "FullyBooted")
+        assert list(f.fields) == list(per_session) and "Timestamp" not in f.fields
+        for client in (rec, ccd, late):
+            await client.close()

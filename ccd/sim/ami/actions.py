@@ -38,6 +38,14 @@ Handler = Callable[["Dispatcher", "Session", "Message"], Awaitable[bool | None]]
 #: lower-case action name -> (write classes that allow it, empty = anyone logged in;
 #: handler; the name as Asterisk spells it)
 ACTIONS: dict[str, tuple[frozenset[str], Handler, str]] = {}
+#: lower-case action name -> the loadable module that registers it; the others are
+#: Asterisk's core (manager.c and friends), answered as soon as the AMI port is open
+MODULE_OF: dict[str, str] = {
+    **dict.fromkeys(("queuestatus", "queuesummary", "queueadd", "queueremove", "queuepause",
+                     "queuepenalty", "queuememberringinuse", "queuelog"), "app_queue"),
+    **dict.fromkeys(("mixmonitor", "stopmixmonitor", "mixmonitormute"), "app_mixmonitor"),
+    "pjsipnotify": "res_pjsip_notify",
+}
 
 
 def action(name: str, *classes: str) -> Callable[[Handler], Handler]:
@@ -46,6 +54,11 @@ def action(name: str, *classes: str) -> Callable[[Handler], Handler]:
         return fn
 
     return register
+
+
+def available(engine: Engine, low: str) -> bool:
+    """Is the action registered now? Module actions only once Asterisk is fully booted."""
+    return low in ACTIONS and (engine.fully_booted or low not in MODULE_OF)
 
 
 def _hms(seconds: float) -> str:
@@ -99,7 +112,7 @@ class Dispatcher:
             )
             self.error(s, m, "Permission denied")
             return True
-        entry = ACTIONS.get(low)
+        entry = ACTIONS.get(low) if available(self.engine, low) else None
         if entry is None:
             self.error(
                 s,
@@ -187,7 +200,8 @@ async def login(d: Dispatcher, s: Session, m: Message) -> bool:
     d.ok(s, m, "Authentication accepted")
     s.authenticated = True
     eng = d.engine
-    if SYSTEM in s.event_classes and SYSTEM in s.read_classes:
+    # manager.c sends this one only when fully booted (else FullyBooted comes when it is)
+    if SYSTEM in s.event_classes and SYSTEM in s.read_classes and eng.fully_booted:
         up = eng.uptime()
         s.send(
             (
@@ -243,7 +257,8 @@ async def ping(d: Dispatcher, s: Session, m: Message) -> None:
 async def list_commands(d: Dispatcher, s: Session, m: Message) -> None:
     fields = [
         (name, f"{name}  (Priv: {','.join([*sorted(classes), 'all']) if classes else '<none>'})")
-        for classes, _, name in sorted(ACTIONS.values(), key=lambda x: x[2].lower())
+        for low, (classes, _, name) in sorted(ACTIONS.items())
+        if available(d.engine, low)
     ]
     s.send(response("Success", m.action_id, fields))
 
