@@ -30,7 +30,7 @@ def only_logged_in(r: Rig, *agents: str) -> None:
 
 def agent_state(r: Rig, ext: str) -> str:
     for a in r.ccd.json("agents"):
-        if a.get("interface") == f"PJSIP/{ext}":
+        if a.get("agent") == f"PJSIP/{ext}":
             return str(a.get("state"))
     return "unknown"
 

@@ -33,7 +33,7 @@ def test_pause_with_a_reason_from_the_cli(r: Rig) -> None:
     r.ccd.cli("agent", "pause", "PJSIP/1001", "--reason", "lunch")
     assert "paused" in members(r, "support").split("PJSIP/1001", 1)[1].split("\n", 1)[0]
     wait_state(r, "1001", "paused")
-    row = next(a for a in r.ccd.json("agents") if a["interface"] == "PJSIP/1001")
+    row = next(a for a in r.ccd.json("agents") if a["agent"] == "PJSIP/1001")
     assert row.get("reason") == "lunch"
     bad = r.ccd.cli("agent", "pause", "PJSIP/1001", "--reason", "nonsense", ok=False)
     assert bad.returncode == 2
@@ -47,7 +47,7 @@ def test_pause_and_unpause_from_the_phone_feature_codes(r: Rig) -> None:
     phone.dial("*21")  # PauseQueueMember(,PJSIP/1001,,break), a prompt, Hangup
     phone.wait("CALL_CLOSED", timeout=20)
     wait_state(r, "1001", "paused")
-    row = next(a for a in r.ccd.json("agents") if a["interface"] == "PJSIP/1001")
+    row = next(a for a in r.ccd.json("agents") if a["agent"] == "PJSIP/1001")
     assert row.get("reason") == "break"
     phone.dial("*22")
     phone.wait("CALL_CLOSED", timeout=20)
