@@ -129,7 +129,8 @@ class Services:
         return await asyncio.to_thread(stats_job.refresh, self.url, start, now)
 
     async def retention(self, dry_run: bool = False) -> dict[str, Any]:
-        return await asyncio.to_thread(run_retention, self.url, None, dry_run)
+        return await asyncio.to_thread(run_retention, self.url, None, dry_run,
+                                       self.config.recording.dir)
 
     def queues_view(self) -> list[dict[str, Any]]:
         now = self.daemon.model_now()
