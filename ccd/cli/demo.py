@@ -90,6 +90,7 @@ async def run_demo(config: Config, calls_per_minute: float, agents: int, handle_
         config.database.url = url
         opts = SimOptions(ami_port=0, agi=f"{config.agi.host}:{config.agi.port}",
                           time_scale=time_scale, recording_root=recordings)
+        opts.settings.umask = 0o027  # Asterisk as the README sets it up: files 0640
         opts.settings.sounds.update(prompt_sounds(config))
         sim = Simulator(opts)
         await sim.start()

@@ -99,6 +99,10 @@ class Directory:
             self._queues_at = time.monotonic()
         return self._queues
 
+    async def tenant_slugs(self) -> list[str]:
+        """Every tenant's slug."""
+        return [r["slug"] for r in await self._rows("SELECT slug FROM tenants ORDER BY id")]
+
     async def tenant_slug(self, tenant_id: int) -> str:
         rows = await self._rows("SELECT slug FROM tenants WHERE id = %s", tenant_id)
         return rows[0]["slug"] if rows else "default"
