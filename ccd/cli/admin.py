@@ -15,6 +15,7 @@ from ccd.cli.ops import agents as agents_group
 from ccd.cli.ops import queues as queues_group
 from ccd.cli.output import ok, show
 from ccd.security import hash_password
+from ccd.services.dialing import describe
 
 
 def fail(message: str, code: int = EXIT_ERROR) -> None:
@@ -72,7 +73,11 @@ def tenants_add(ctx: Ctx, slug: str, name: str, timezone: str, country: str,
             fail(f"tenant {slug!r} or one of its DIDs already exists", EXIT_USAGE)
         except psycopg.Error as exc:
             _integrity(exc)
+        (patterns,) = conn.execute("SELECT dial_patterns FROM tenants WHERE id = %s",
+                                   (tid,)).fetchone() or ([],)
     ok(f"tenant {slug} created (id {tid})")
+    dials = "; ".join(describe(list(patterns), country.upper()).lines())
+    click.echo(f"  dialling: {dials} (`ccd tenants dial-patterns {slug}` to change)")
 
 
 # ------------------------------------------------------------------ users
@@ -291,3 +296,9 @@ for _kind in ("queues", "agents"):
         return cmd
 
     report.command(_kind)(_mk(_kind))
+
+
+# commands of this module's groups that live in their own modules (imported last: they
+# use the helpers and groups above)
+from ccd.cli import dialing as _dialing  # noqa: E402,F401
+from ccd.cli import recordings as _recordings  # noqa: E402,F401

@@ -56,6 +56,5 @@ from ccd.cli import daemon_cmds as _daemon_cmds  # noqa: E402,F401
 from ccd.cli import db as _db  # noqa: E402,F401
 from ccd.cli import demo as _demo  # noqa: E402,F401
 from ccd.cli import ops as _ops  # noqa: E402,F401
-from ccd.cli import recordings as _recordings  # noqa: E402,F401
 from ccd.cli import replay as _replay  # noqa: E402,F401
 from ccd.cli import sim as _sim  # noqa: E402,F401
