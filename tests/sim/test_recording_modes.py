@@ -1,5 +1,9 @@
 """The simulated MixMonitor writes like Asterisk: new files 0666 & ~umask, the directories
-it has to create 0777 & ~umask (Asterisk's own umask, not ccd's)."""
+it has to create 0777 & ~umask (Asterisk's own umask, not ccd's).
+
+Checked on a real Asterisk 22.10.1 (private rig started with umask 027, MixMonitor(
+/tmp/.../acme/2026/12/x.wav,b) on a Local channel never bridged): the three missing
+directories were created drwxr-x--- and the 44-byte file -rw-r-----."""
 
 from __future__ import annotations
 
