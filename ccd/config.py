@@ -112,6 +112,27 @@ class RecordingConfig(_Section):
                       description="where Asterisk writes recordings (shared with ccd)")
     format: Literal["wav", "wav49", "gsm"] = "wav"
     retention_hour: int = Field(3, ge=0, le=23, description="daily retention job, UTC hour")
+    dir_mode: str = Field("0750", description="octal mode of the recording directories ccd "
+                          "creates (2770 when Asterisk and ccd are different users sharing a "
+                          "group, see README); never any access for others")
+
+    @field_validator("dir_mode")
+    @classmethod
+    def _dir_mode(cls, v: str) -> str:
+        v = v.strip()
+        if not v or len(v) > 5 or any(c not in "01234567" for c in v.removeprefix("0o")):
+            raise ValueError("must be an octal mode such as 0750 or 2770")
+        mode = int(v.removeprefix("0o"), 8)
+        if mode & 0o007:
+            raise ValueError("recordings must not be accessible to others (last digit 0)")
+        if mode & 0o700 != 0o700:
+            raise ValueError("ccd needs rwx on its own directories (first digit 7)")
+        return v
+
+    @property
+    def dir_mode_bits(self) -> int:
+        """:attr:`dir_mode` as an integer."""
+        return int(self.dir_mode.removeprefix("0o"), 8)
 
 
 class WebConfig(_Section):

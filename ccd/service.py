@@ -100,8 +100,9 @@ async def _run(config: Config, ready: asyncio.Event | None, extra: dict[str, Any
                 agi = AgiServer.from_config(config.agi, routes)
                 # post-call survey and notification calls: a failure there must not put the
                 # caller back in a queue, so they do not use the IVR fallback
-                for name, handler in campaign_routes(pool,
-                                                     recording_dir=config.recording.dir).items():
+                for name, handler in campaign_routes(
+                        pool, recording_dir=config.recording.dir,
+                        dir_mode=config.recording.dir_mode_bits).items():
                     agi.route(name, handler, fallback=False)
                 await agi.start()
                 daemon.agi = agi

@@ -39,6 +39,11 @@ id asterisk >/dev/null 2>&1 || useradd --system --home /var/lib/asterisk --shell
 sed -i 's/^;\?runuser.*/runuser = asterisk/; s/^;\?rungroup.*/rungroup = asterisk/' /etc/asterisk/asterisk.conf
 mkdir -p /var/spool/asterisk/monitor
 chown -R asterisk:asterisk /var/lib/asterisk /var/spool/asterisk /var/log/asterisk /var/run/asterisk /etc/asterisk
+# recordings: Asterisk writes them 0640 (umask 027), in directories of the shared group
+# asterisk (setgid: new files and directories keep the group); nothing for others
+mkdir -p /etc/systemd/system/asterisk.service.d
+printf '[Service]\nUMask=0027\n' > /etc/systemd/system/asterisk.service.d/umask.conf
+chmod 2770 /var/spool/asterisk/monitor
 
 echo "== asterisk-conf/ -> /etc/asterisk"
 for f in "$SRC"/asterisk-conf/*.conf; do
@@ -51,6 +56,7 @@ rtpstart = 10000
 rtpend = 10999
 RTP
 chown asterisk:asterisk /etc/asterisk/rtp.conf
+systemctl daemon-reload     # the UMask drop-in above
 systemctl enable asterisk
 systemctl restart asterisk
 
@@ -86,6 +92,7 @@ url = "postgresql://ccd:ccd@127.0.0.1/ccd"
 
 [recording]
 dir = "/var/spool/asterisk/monitor"
+dir_mode = "2770"    # Asterisk (user asterisk) writes into the directories ccd creates
 
 [web]
 host = "0.0.0.0"

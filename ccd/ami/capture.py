@@ -5,6 +5,8 @@ remain are exactly what Asterisk sent."""
 from __future__ import annotations
 
 import contextlib
+import re
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -64,3 +66,12 @@ def _epoch(start: float, t: float) -> float:
     if not start:
         return 0.0
     return t if t >= start else start + t
+
+
+def rewrite_variable(data: bytes, variable: str, fn: Callable[[str], str]) -> bytes:
+    """``data`` with the value of every ``VarSet`` of ``variable`` replaced by ``fn(value)``
+    (e.g. a capture's recordings moved to another directory); nothing else changes."""
+    pattern = re.compile(rb"(Variable: " + re.escape(variable.encode()) + rb"\r\nValue: )"
+                         rb"([^\r\n]*)(\r\n)")
+    return pattern.sub(lambda m: m[1] + fn(m[2].decode("utf-8", "surrogateescape"))
+                       .encode("utf-8", "surrogateescape") + m[3], data)

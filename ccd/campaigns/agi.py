@@ -32,6 +32,7 @@ from ccd.agi.protocol import AgiHangup
 from ccd.agi.server import Handler
 from ccd.agi.session import AgiMediaError, AgiSession
 from ccd.campaigns import store as db
+from ccd.recfiles import DIR_MODE, Refused, ensure_dirs
 
 log = logging.getLogger("ccd.campaigns")
 
@@ -106,10 +107,11 @@ class CampaignAgi:
     """The handlers, sharing a database pool."""
 
     def __init__(self, pool: AsyncConnectionPool, *, recording_dir: str | Path,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, dir_mode: int = DIR_MODE) -> None:
         self.pool = pool
         self.recording_dir = Path(recording_dir)
         self.clock = clock
+        self.dir_mode = dir_mode
 
     async def _one(self, sql: str, params: Any) -> dict[str, Any] | None:
         async with self.pool.connection() as conn:
@@ -217,8 +219,9 @@ class CampaignAgi:
         safe = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in call_id)
         folder = self.recording_dir / q["slug"] / "surveys" / day.strftime("%Y/%m/%d")
         try:
-            await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)  # NFS may stall
-        except OSError as exc:
+            # recording.dir_mode whatever the umask; in a thread: NFS may stall
+            await asyncio.to_thread(ensure_dirs, self.recording_dir, folder, self.dir_mode)
+        except (OSError, Refused) as exc:
             log.warning("survey comments folder %s: %s (Asterisk must create it)", folder, exc)
         base = folder / f"{safe}-{session.uniqueid or 'x'}"
         await session.stream_file(pick(prompts, "comment", lang, "en"))
@@ -229,7 +232,8 @@ class CampaignAgi:
 
 
 def campaign_routes(pool: AsyncConnectionPool, *, recording_dir: str | Path,
-                    clock: Callable[[], float] = time.time) -> dict[str, Handler]:
+                    clock: Callable[[], float] = time.time,
+                    dir_mode: int = DIR_MODE) -> dict[str, Handler]:
     """``{"notify": ..., "survey": ...}`` to add to the FastAGI server's routes."""
-    h = CampaignAgi(pool, recording_dir=recording_dir, clock=clock)
+    h = CampaignAgi(pool, recording_dir=recording_dir, clock=clock, dir_mode=dir_mode)
     return {"notify": h.notify, "survey": h.survey}

@@ -3,13 +3,8 @@ queues, recordings, reports. They work whether or not the daemon is running."""
 
 from __future__ import annotations
 
-import csv
-import json
-import shutil
 import sys
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
 
 import click
 import psycopg
@@ -20,6 +15,7 @@ from ccd.cli.ops import agents as agents_group
 from ccd.cli.ops import queues as queues_group
 from ccd.cli.output import ok, show
 from ccd.security import hash_password
+from ccd.services.dialing import describe
 
 
 def fail(message: str, code: int = EXIT_ERROR) -> None:
@@ -77,7 +73,11 @@ def tenants_add(ctx: Ctx, slug: str, name: str, timezone: str, country: str,
             fail(f"tenant {slug!r} or one of its DIDs already exists", EXIT_USAGE)
         except psycopg.Error as exc:
             _integrity(exc)
+        (patterns,) = conn.execute("SELECT dial_patterns FROM tenants WHERE id = %s",
+                                   (tid,)).fetchone() or ([],)
     ok(f"tenant {slug} created (id {tid})")
+    dials = "; ".join(describe(list(patterns), country.upper()).lines())
+    click.echo(f"  dialling: {dials} (`ccd tenants dial-patterns {slug}` to change)")
 
 
 # ------------------------------------------------------------------ users
@@ -219,7 +219,8 @@ def queues_add(ctx: Ctx, name: str, tenant: str, display_name: str, wrapup_secon
     ok(f"queue {name} added to tenant {tenant}")
 
 
-# ------------------------------------------------------------------ recordings
+# ------------------------------------------------------------------ date ranges
+# (the recordings commands are in ccd/cli/recordings.py)
 
 
 def _range(since: str | None, until: str | None) -> tuple[datetime, datetime]:
@@ -235,113 +236,6 @@ def _range(since: str | None, until: str | None) -> tuple[datetime, datetime]:
     if start >= end:
         fail("--from must be before --to", EXIT_USAGE)
     return start, end
-
-
-@cli.group()
-def recordings() -> None:
-    """Call recordings: list, export, retention."""
-
-
-def _recording_rows(conn: psycopg.Connection[Any], start: datetime, end: datetime,
-                    tenant: str | None, call_id: str | None) -> list[dict[str, Any]]:
-    tid = tenant_id(conn, tenant)
-    return rows(conn, "SELECT r.id, t.slug AS tenant, r.call_id, r.path, r.started_at, "
-                "r.stopped_at, c.caller_num, c.agent, c.queue, (SELECT count(*) FROM "
-                "recording_pauses p WHERE p.call_id = r.call_id) AS pauses FROM recordings r "
-                "JOIN calls c ON c.call_id = r.call_id JOIN tenants t ON t.id = r.tenant_id "
-                "WHERE (%s::text IS NULL OR r.call_id = %s::text) AND (%s::text IS NOT NULL "
-                "OR COALESCE(r.started_at, c.started_at) BETWEEN %s AND %s) AND "
-                "(%s::bigint IS NULL OR r.tenant_id = %s::bigint) ORDER BY r.started_at",
-                call_id, call_id, call_id, start, end, tid, tid)
-
-
-@recordings.command("list")
-@click.option("--from", "since", help="Start (ISO date/time, UTC; default: 24 h ago).")
-@click.option("--to", "until", help="End (default: now).")
-@click.option("--tenant", help="Only this tenant (slug).")
-@click.option("--call", "call_id", help="Only this call.")
-@click.option("--json", "as_json", is_flag=True)
-@pass_ctx
-def recordings_list(ctx: Ctx, since: str | None, until: str | None, tenant: str | None,
-                    call_id: str | None, as_json: bool) -> None:
-    """Recordings indexed with their calls."""
-    start, end = _range(since, until)
-    with open_db(ctx.config) as conn:
-        data = _recording_rows(conn, start, end, tenant, call_id)
-    for r in data:
-        r["exists"] = Path(r["path"]).exists()
-    show(data, [("call_id", "call"), ("tenant", "tenant"), ("started_at", "started"),
-                ("agent", "agent"), ("queue", "queue"), ("caller_num", "caller"),
-                ("pauses", "pauses"), ("exists", "file"), ("path", "path")],
-         title="Recordings", as_json=as_json, empty="no recordings in that range")
-
-
-@recordings.command("export")
-@click.argument("dest", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--from", "since")
-@click.option("--to", "until")
-@click.option("--tenant")
-@click.option("--call", "call_id")
-@pass_ctx
-def recordings_export(ctx: Ctx, dest: Path, since: str | None, until: str | None,
-                      tenant: str | None, call_id: str | None) -> None:
-    """Copy recordings to DEST with a manifest.csv (missing files are listed, not fatal)."""
-    start, end = _range(since, until)
-    with open_db(ctx.config) as conn:
-        data = _recording_rows(conn, start, end, tenant, call_id)
-    if not data:
-        fail("no recordings match", EXIT_NOT_FOUND)
-    dest.mkdir(parents=True, exist_ok=True)
-    copied = missing = 0
-    with (dest / "manifest.csv").open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["call_id", "tenant", "started_at", "agent", "queue", "caller", "file",
-                    "status"])
-        with click.progressbar(data, label="exporting", file=sys.stderr) as bar:
-            for r in bar:
-                src = Path(r["path"])
-                name = f"{r['tenant']}-{r['call_id']}{src.suffix or '.wav'}"
-                try:
-                    shutil.copy2(src, dest / name)
-                    status, copied = "copied", copied + 1
-                except FileNotFoundError:
-                    status, missing = "missing", missing + 1
-                w.writerow([r["call_id"], r["tenant"], r["started_at"], r["agent"], r["queue"],
-                            r["caller_num"], name, status])
-    ok(f"exported {copied} recordings to {dest} ({missing} missing files, see manifest.csv)")
-    if missing and not copied:
-        sys.exit(EXIT_NOT_FOUND)
-
-
-@recordings.command("retention")
-@click.option("--dry-run", is_flag=True, help="Only report what would be deleted.")
-@click.option("--json", "as_json", is_flag=True)
-@pass_ctx
-def recordings_retention(ctx: Ctx, dry_run: bool, as_json: bool) -> None:
-    """Delete recordings and call data older than each tenant's retention period now."""
-    from ccd.jobs.retention import run_retention
-    from ccd.store.embedded import database_url
-
-    with open_db(ctx.config):
-        pass  # schema up to date, database reachable
-    with database_url(ctx.config) as url:
-        result = run_retention(url, dry_run=dry_run)
-    if as_json:
-        click.echo(json.dumps(result, indent=2, default=str))
-        return
-    rows_out = [{"tenant": slug, **{k: v for k, v in t.items() if k not in ("missing", "failed")}}
-                for slug, t in result["tenants"].items()]
-    show(rows_out, [("tenant", "tenant"), ("cutoff", "older than"),
-                    ("files_deleted", "files deleted"), ("files_missing", "already missing"),
-                    ("errors", "errors"), ("rows_deleted", "rows")],
-         title="Retention" + (" (dry run)" if dry_run else ""))
-    for t in result["tenants"].values():
-        for p in t["missing"]:
-            click.echo(f"missing file (row removed): {p}", err=True)
-        for p in t["failed"]:
-            click.echo(f"could not delete: {p}", err=True)
-    if result["errors"]:
-        sys.exit(EXIT_ERROR)
 
 
 # ------------------------------------------------------------------ reports
@@ -404,3 +298,9 @@ for _kind in ("queues", "agents"):
         return cmd
 
     report.command(_kind)(_mk(_kind))
+
+
+# commands of this module's groups that live in their own modules (imported last: they
+# use the helpers and groups above)
+from ccd.cli import dialing as _dialing  # noqa: E402,F401
+from ccd.cli import recordings as _recordings  # noqa: E402,F401

@@ -92,7 +92,7 @@ async def run_demo(config: Config, calls_per_minute: float, agents: int, handle_
     from ccd.web.server import reserve_panel
 
     data = config.data_dir.resolve()
-    recordings = (data / "recordings").resolve()
+    recordings = (data / "spool" / "monitor").resolve()  # the PBX's ${ASTSPOOLDIR}/monitor
     config.recording.dir = recordings
     if config.agi.port == 4573:  # the demo never competes for the well-known port
         config.agi.port = _free_port(config.agi.host)
@@ -113,7 +113,9 @@ async def run_demo(config: Config, calls_per_minute: float, agents: int, handle_
         config.database.url = url
         opts = SimOptions(ami_port=0, agi=f"{config.agi.host}:{config.agi.port}",
                           time_scale=time_scale, recording_root=recordings)
+        opts.settings.umask = 0o027  # Asterisk as the README sets it up: files 0640
         opts.settings.sounds_dir = await asyncio.to_thread(_install_prompts, config, data)
+        opts.settings.spool_dir = recordings.parent  # ${ASTSPOOLDIR}/monitor = recordings
         sim = Simulator(opts)
         await sim.start()
         config.ami.port = sim.ami_port

@@ -21,9 +21,14 @@ from ccd.model.live import LiveModel
 
 def replay_file(path: Path, model: LiveModel) -> tuple[list[DomainEvent], Ingest]:
     """Run a recorded AMI stream through the real ingest path; flush wrap-ups at the end."""
+    return replay_bytes(path.read_bytes(), model)
+
+
+def replay_bytes(data: bytes, model: LiveModel) -> tuple[list[DomainEvent], Ingest]:
+    """:func:`replay_file` for a capture already in memory."""
     ingest = Ingest(model)
     events: list[DomainEvent] = []
-    for now, chunk in timed_chunks(path.read_bytes()):
+    for now, chunk in timed_chunks(data):
         events.extend(ingest.feed(chunk, now))
     tail = ingest.splitter.close()
     if tail:

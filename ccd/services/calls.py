@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import time
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from ccd.ami.client import AmiClient
 from ccd.api import ApiError
 from ccd.config import Config
 from ccd.model.live import Call, Channel, LiveModel
+from ccd.recfiles import Refused, ensure_dirs
 from ccd.services.directory import (
     EXIT_ERROR,
     EXIT_NOT_FOUND,
@@ -258,8 +260,22 @@ class CallService:
         if not SAFE_NAME.fullmatch(call_id) or not SAFE_NAME.fullmatch(tenant_slug):
             raise ApiError(f"refusing a recording name built from {call_id!r}", EXIT_USAGE)
         day = datetime.fromtimestamp(ts, UTC)
-        return (self.config.recording.dir / tenant_slug / f"{day:%Y}" / f"{day:%m}"
+        root = Path(os.path.abspath(self.config.recording.dir))  # Asterisk needs it absolute
+        return (root / tenant_slug / f"{day:%Y}" / f"{day:%m}"
                 / f"{day:%d}" / f"{call_id}.{self.config.recording.format}")
+
+    async def _prepare_dir(self, path: Path) -> None:
+        """Create the recording's directory tree with ``recording.dir_mode`` (0750) before
+        MixMonitor starts, so Asterisk does not create it with its own umask."""
+        rc = self.config.recording
+        try:
+            made = await asyncio.to_thread(ensure_dirs, rc.dir, path.parent, rc.dir_mode_bits)
+        except (OSError, Refused) as exc:
+            log.warning("cannot create the recording directory %s (%s); Asterisk will create "
+                        "it with its own umask", path.parent, exc)
+            return
+        if made:
+            log.debug("created %s (mode %s)", ", ".join(map(str, made)), rc.dir_mode)
 
     async def record(self, call_id: str, what: str) -> dict[str, Any]:
         """``start`` / ``stop`` / ``pause`` / ``resume`` the call's recording."""
@@ -273,6 +289,7 @@ class CallService:
             q = (await self.directory.queues()).get(call.record.queue)
             slug = q.tenant_slug if q else "default"
             path = self.recording_path(slug, call_id, time.time())
+            await self._prepare_dir(path)
             await self._send("MixMonitor", {"Channel": cust.name, "File": str(path)})
             return {"call_id": call_id, "recording": str(path)}
         if not cust.recording:

@@ -5,6 +5,7 @@ All queries are parameterised; every lookup can be scoped to a tenant.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from dataclasses import dataclass, field
@@ -15,6 +16,9 @@ from psycopg_pool import AsyncConnectionPool
 
 from ccd.ami.client import AmiClient, AmiError, AmiNotConnected
 from ccd.api import ApiError
+from ccd.ivr.phone import to_e164
+
+log = logging.getLogger(__name__)
 
 EXIT_ERROR, EXIT_NOT_FOUND, EXIT_USAGE, EXIT_UNAVAILABLE = 1, 4, 2, 3
 
@@ -50,7 +54,7 @@ class Directory:
         self.ttl = ttl
         self._queues: dict[str, QueueRow] = {}
         self._queues_at = 0.0
-        self._patterns: dict[int, tuple[float, list[re.Pattern[str]]]] = {}
+        self._patterns: dict[int, tuple[float, str, list[re.Pattern[str]]]] = {}
 
     async def _rows(self, sql: str, *params: Any) -> list[dict[str, Any]]:
         async with self.pool.connection() as conn:
@@ -99,6 +103,10 @@ class Directory:
             self._queues_at = time.monotonic()
         return self._queues
 
+    async def tenant_slugs(self) -> list[str]:
+        """Every tenant's slug."""
+        return [r["slug"] for r in await self._rows("SELECT slug FROM tenants ORDER BY id")]
+
     async def tenant_slug(self, tenant_id: int) -> str:
         rows = await self._rows("SELECT slug FROM tenants WHERE id = %s", tenant_id)
         return rows[0]["slug"] if rows else "default"
@@ -109,14 +117,27 @@ class Directory:
             "ORDER BY code", tenant_id)
         return {r["code"]: r["label"] for r in rows}
 
-    async def dial_patterns(self, tenant_id: int) -> list[re.Pattern[str]]:
+    async def dial_plan(self, tenant_id: int) -> tuple[str, list[re.Pattern[str]]]:
+        """The tenant's country and dial patterns (cached ``ttl`` seconds). A pattern that
+        does not compile is left out (and logged): it can only allow less."""
         cached = self._patterns.get(tenant_id)
         if cached and time.monotonic() - cached[0] < self.ttl:
-            return cached[1]
-        rows = await self._rows("SELECT dial_patterns FROM tenants WHERE id = %s", tenant_id)
-        pats = [re.compile(p) for p in (rows[0]["dial_patterns"] if rows else [])]
-        self._patterns[tenant_id] = (time.monotonic(), pats)
-        return pats
+            return cached[1], cached[2]
+        rows = await self._rows("SELECT default_country, dial_patterns FROM tenants "
+                                "WHERE id = %s", tenant_id)
+        country = rows[0]["default_country"] if rows else ""
+        pats = []
+        for p in (rows[0]["dial_patterns"] if rows else []):
+            try:
+                pats.append(re.compile(p))
+            except re.error as exc:
+                log.error("tenant %s: dial pattern %r ignored: %s", tenant_id, p, exc)
+        self._patterns[tenant_id] = (time.monotonic(), country, pats)
+        return country, pats
+
+    async def dial_patterns(self, tenant_id: int) -> list[re.Pattern[str]]:
+        """The tenant's dial patterns (E.164, see :func:`check_number`)."""
+        return (await self.dial_plan(tenant_id))[1]
 
     async def open_sessions(self) -> list[dict[str, Any]]:
         """Agents logged in according to ccd (re-added after an Asterisk restart)."""
@@ -149,14 +170,33 @@ async def send_action(ami: AmiClient, action: str, fields: dict[str, Any],
 NUMBER = re.compile(r"^\+?[0-9]{1,20}$")
 
 
+def normalise(number: str, country: str) -> str:
+    """``number`` (digits, a leading +) in E.164 for a tenant of ``country``: national and
+    international-prefix forms become ``+<cc>...`` (:func:`ccd.ivr.phone.to_e164`); what
+    cannot be read as a public number (short codes, unknown country) stays as typed."""
+    try:
+        return to_e164(number, country) or number
+    except KeyError:  # no number plan for the country: only +... numbers are E.164
+        return number
+
+
 async def check_number(directory: Directory, tenant_id: int, number: str) -> str:
-    """A number a tenant may dial, or :class:`ApiError`. Only digits and a leading +."""
+    """The number to dial, in E.164, if the tenant may dial it; else :class:`ApiError`.
+
+    Only digits and a leading + are accepted; the number is normalised with the tenant's
+    country (:func:`normalise`) and must match one of the tenant's dial patterns, which are
+    written against E.164 (sql/056: national-only by default). What was checked is exactly
+    what is dialled (``ccd-outbound`` sends ``+<digits>`` to the trunk as ``<digits>``).
+    """
     number = number.strip().replace(" ", "").replace("-", "")
     if not NUMBER.match(number):
         raise ApiError(f"{number!r} is not a phone number (digits and a leading + only)",
                        EXIT_USAGE)
-    pats = await directory.dial_patterns(tenant_id)
-    if not any(p.fullmatch(number) for p in pats):
-        raise ApiError(f"{number} is not allowed for this tenant (no dial pattern matches)",
+    country, pats = await directory.dial_plan(tenant_id)
+    e164 = normalise(number, country)
+    if not any(p.fullmatch(e164) for p in pats):
+        shown = number if e164 == number else f"{number} ({e164})"
+        raise ApiError(f"{shown} is not allowed for this tenant (no dial pattern matches; "
+                       "`ccd tenants dial-patterns` shows what the tenant may dial)",
                        EXIT_USAGE)
-    return number
+    return e164

@@ -19,6 +19,7 @@ from ccd.heap import settle_heap
 from ccd.jobs import stats as stats_job
 from ccd.jobs.retention import run_retention
 from ccd.model.stats import StatsCollector, interval_start
+from ccd.recfiles import Refused, ensure_dirs
 from ccd.services.agents import AgentService, agent_view
 from ccd.services.calls import CallService
 from ccd.services.directory import Directory
@@ -77,6 +78,9 @@ class Services:
             d.api.register(name, fn)
         self.scheduler.add_job(self.retention, "cron", hour=self.config.recording.retention_hour,
                                minute=17, id="retention", max_instances=1, coalesce=True)
+        await self.prepare_recording_dirs()
+        self.scheduler.add_job(self.prepare_recording_dirs, "cron", hour=23, minute=40,
+                               id="recording-dirs", max_instances=1, coalesce=True)
         self.scheduler.add_job(self.refresh_stats, "interval", minutes=5, id="stats",
                                max_instances=1, coalesce=True)
         self.scheduler.add_job(self.sync_queue_settings, "interval", minutes=1,
@@ -135,8 +139,31 @@ class Services:
         start = datetime.fromtimestamp(interval_start(now.timestamp()) - 3600, UTC)
         return await asyncio.to_thread(stats_job.refresh, self.url, start, now)
 
+    async def prepare_recording_dirs(self) -> int:
+        """``<recording.dir>/<slug>/YYYY/MM/DD`` of today and tomorrow (UTC) for every tenant,
+        with ``recording.dir_mode``: recordings the dialplan starts by itself (the safety net)
+        then land in directories ccd made, not ones Asterisk made with its umask."""
+        rc = self.config.recording
+        try:
+            slugs = await self.directory.tenant_slugs()
+        except Exception as exc:
+            log.warning("recording directories not prepared (database: %s)", exc)
+            return 0
+        now = datetime.now(UTC)
+        made = 0
+        for slug in slugs:
+            for day in (now, now + timedelta(days=1)):
+                d = rc.dir / slug / f"{day:%Y}" / f"{day:%m}" / f"{day:%d}"
+                try:
+                    made += len(await asyncio.to_thread(ensure_dirs, rc.dir, d,
+                                                        rc.dir_mode_bits))
+                except (OSError, Refused) as exc:
+                    log.warning("cannot create the recording directory %s: %s", d, exc)
+        return made
+
     async def retention(self, dry_run: bool = False) -> dict[str, Any]:
-        return await asyncio.to_thread(run_retention, self.url, None, dry_run)
+        return await asyncio.to_thread(run_retention, self.url, None, dry_run,
+                                       self.config.recording.dir)
 
     def queues_view(self) -> list[dict[str, Any]]:
         now = self.daemon.model_now()

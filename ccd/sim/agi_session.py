@@ -186,7 +186,7 @@ class SimAgiChannel:
                 if target.is_absolute()
                 else root / "recordings" / target
             )
-            write_wav(path, seconds, [(0.0, seconds)])
+            write_wav(path, seconds, [(0.0, seconds)], eng.settings.umask)
         return RecordResult(digit, reason, seconds)
 
     async def exec_app(self, app: str, args: str) -> str:

@@ -75,6 +75,9 @@ class EngineSettings:
     recording_root: Path | None = None  # recordings are written under it (None: not written)
     #: ${ASTSPOOLDIR}: where the dialplan's own recordings go (<spool>/monitor/...)
     spool_dir: Path = Path("/var/spool/asterisk")
+    #: the umask Asterisk runs with: its files are 0666 & ~umask, the directories it creates
+    #: 0777 & ~umask (MixMonitor, RECORD FILE, voicemail); None = this process's umask
+    umask: int | None = None
     answer_delay: float = 0.003  # SIP phones that auto-answer
     ring_delay: float = 0.002  # 180 Ringing after the INVITE
     local_answer_wait: float = 0.5  # Answer() on a channel without media (Local) waits this

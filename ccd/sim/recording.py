@@ -9,6 +9,7 @@ signal so players and speech tools see a real, non-empty recording.
 from __future__ import annotations
 
 import math
+import os
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,13 +51,37 @@ def wav_header(data_bytes: int) -> bytes:
     )
 
 
-def write_wav(path: Path, seconds: float, audible: list[tuple[float, float]]) -> int:
-    """Write ``seconds`` of audio; only the ``audible`` (start, end) stretches carry tone."""
+def _mkdirs(directory: Path, umask: int | None) -> None:
+    """Missing directories as Asterisk's ``ast_mkdir`` makes them: 0777 & ~umask."""
+    if umask is None:
+        directory.mkdir(parents=True, exist_ok=True)
+        return
+    missing = []
+    while not directory.is_dir():
+        missing.append(directory)
+        directory = directory.parent
+    for d in reversed(missing):
+        try:
+            d.mkdir()
+        except FileExistsError:
+            continue
+        os.chmod(d, 0o777 & ~umask)
+
+
+def write_wav(path: Path, seconds: float, audible: list[tuple[float, float]],
+              umask: int | None = None) -> int:
+    """Write ``seconds`` of audio; only the ``audible`` (start, end) stretches carry tone.
+
+    A new file gets mode 0666 & ~``umask`` (Asterisk's umask; None: this process's)."""
     total = max(0, round(seconds * RATE))
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _mkdirs(path.parent, umask)
     tone = _tone_second()
     silence = bytes(RATE * 2)
-    with path.open("wb") as f:
+    new = not path.exists()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    if new and umask is not None:
+        os.fchmod(fd, 0o666 & ~umask)
+    with os.fdopen(fd, "wb") as f:
         f.write(wav_header(total * 2))
         written = 0
         while written < total:
@@ -83,6 +108,7 @@ class Recording:
     _muted_since: float | None = None
     stopped: bool = False
     ident: str = ""
+    umask: int | None = None  # Asterisk's (EngineSettings.umask)
 
     def bridged(self, on: bool, now: float) -> None:
         if on and self._bridged_since is None:
@@ -122,4 +148,4 @@ class Recording:
             offset += b - a
         if self.path is None:
             return 0
-        return write_wav(self.path, seconds, audible)
+        return write_wav(self.path, seconds, audible, self.umask)

@@ -55,15 +55,32 @@ def describe_error(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
+def log_notice(diag: psycopg.errors.Diagnostic) -> None:
+    """Log a server WARNING (``RAISE WARNING``: e.g. a refused recording path); the
+    server's NOTICE/INFO chatter is left out."""
+    if (diag.severity_nonlocalized or diag.severity or "") == "WARNING":
+        log.warning("database: %s", diag.message_primary)
+
+
 def connect(url: str, *, autocommit: bool = False, application_name: str = "ccd",
             connect_timeout: float = CONNECT_TIMEOUT) -> psycopg.Connection[Any]:
     """A blocking connection; raises :class:`DatabaseUnavailable` if it cannot be made."""
     try:
-        return psycopg.connect(url, autocommit=autocommit,
+        conn = psycopg.connect(url, autocommit=autocommit,
                                **connect_kwargs(application_name, connect_timeout))
     except psycopg.OperationalError as exc:
         raise DatabaseUnavailable(
             f"cannot connect to {redact_url(url)}: {describe_error(exc)}") from exc
+    conn.add_notice_handler(log_notice)
+    return conn
+
+
+def _configure(conn: psycopg.Connection[Any]) -> None:
+    conn.add_notice_handler(log_notice)
+
+
+async def _configure_async(conn: psycopg.AsyncConnection[Any]) -> None:
+    conn.add_notice_handler(log_notice)
 
 
 def open_pool(url: str, *, min_size: int = 1, max_size: int = 4, name: str = "ccd",
@@ -74,7 +91,8 @@ def open_pool(url: str, *, min_size: int = 1, max_size: int = 4, name: str = "cc
     """
     pool: ConnectionPool = ConnectionPool(
         url, min_size=min_size, max_size=max(min_size, max_size), name=name, open=False,
-        kwargs=connect_kwargs(name), check=ConnectionPool.check_connection, timeout=timeout)
+        kwargs=connect_kwargs(name), check=ConnectionPool.check_connection, timeout=timeout,
+        configure=_configure)
     try:
         pool.open(wait=True, timeout=timeout)
     except Exception as exc:
@@ -99,7 +117,8 @@ async def open_async_pool(url: str, *, min_size: int = 1, max_size: int = 2,
     pool: AsyncConnectionPool = AsyncConnectionPool(
         url, min_size=min_size, max_size=max(min_size, max_size), name=name, open=False,
         kwargs=connect_kwargs(name, connect_timeout),
-        check=AsyncConnectionPool.check_connection, reconnect_timeout=reconnect_timeout)
+        check=AsyncConnectionPool.check_connection, reconnect_timeout=reconnect_timeout,
+        configure=_configure_async)
     await pool.open(wait=False)
     log.info("connection pool %r opening on %s", name, redact_url(url))
     return pool

@@ -58,6 +58,7 @@ from psycopg_pool import AsyncConnectionPool
 from ccd.config import Config
 from ccd.model.domain import DomainEvent
 from ccd.store.db import describe_error
+from ccd.store.recindex import RecordingIndex
 
 log = logging.getLogger(__name__)
 
@@ -525,28 +526,6 @@ UPDATE calls SET
 WHERE call_id = %(call_id)s AND open
 """
 
-RECORDING_STARTED: LiteralString = """
-INSERT INTO recordings (tenant_id, call_id, path, channel, started_at)
-SELECT tenant_id, call_id, %(file)s, %(channel)s, %(ts)s FROM calls WHERE call_id = %(call_id)s
-ON CONFLICT (path) DO UPDATE SET
-    started_at = LEAST(recordings.started_at, EXCLUDED.started_at),
-    channel = CASE WHEN recordings.channel = '' THEN EXCLUDED.channel ELSE recordings.channel END
-"""
-
-RECORDING_STOPPED: LiteralString = """
-INSERT INTO recordings (tenant_id, call_id, path, channel, stopped_at)
-SELECT tenant_id, call_id, %(file)s, %(channel)s, %(ts)s FROM calls WHERE call_id = %(call_id)s
-ON CONFLICT (path) DO UPDATE SET
-    stopped_at = GREATEST(recordings.stopped_at, EXCLUDED.stopped_at)
-"""
-
-RECORDINGS: LiteralString = """
-INSERT INTO recordings (tenant_id, call_id, path)
-SELECT c.tenant_id, c.call_id, p.path FROM calls c, unnest(%(paths)s::text[]) AS p (path)
-WHERE c.call_id = %(call_id)s AND p.path <> ''
-ON CONFLICT (path) DO NOTHING
-"""
-
 CALL_ENDED: LiteralString = """
 INSERT INTO calls AS c (tenant_id, call_id, direction, did, caller_num, caller_name, dialed,
     started_at, answered_at, ended_at, queue, queue_wait, queue_position, outcome, agent,
@@ -628,6 +607,8 @@ WHERE call_id = %(call_id)s AND channel = %(channel)s AND resumed_at IS NULL
 EXISTING: LiteralString = "SELECT event_id FROM call_events WHERE event_id = ANY(%s::uuid[])"
 
 Statement = tuple[LiteralString, dict[str, Any]]
+#: a writer without a recording directory indexes no recording (each path is refused)
+_NO_INDEX = RecordingIndex(None)
 
 
 def _time(ts: Any) -> datetime | None:
@@ -640,8 +621,10 @@ def _s(v: Any) -> str:
     return "" if v is None else str(v)
 
 
-def plan(event_id: str, event: dict[str, Any]) -> list[Statement]:
-    """The SQL statements that store one event (its row in call_events and projections).
+def plan(event_id: str, event: dict[str, Any],
+         recordings: RecordingIndex | None = None) -> list[Statement]:
+    """The SQL statements that store one event (its row in call_events and projections);
+    recording paths are indexed by ``recordings`` (none without one).
 
     Raises ValueError/TypeError/KeyError when the event cannot be stored.
     """
@@ -678,9 +661,6 @@ def plan(event_id: str, event: dict[str, Any]) -> list[Statement]:
     elif kind == "answered" and call_id:
         out.append((ANSWERED, {**base, "member_name": _s(event.get("member_name")),
                                "wait": event.get("wait")}))
-    elif kind in ("recording_started", "recording_stopped") and call_id and event.get("file"):
-        q = RECORDING_STARTED if kind == "recording_started" else RECORDING_STOPPED
-        out.append((q, {**base, "file": _s(event["file"]), "channel": _s(event.get("channel"))}))
     elif kind == "agent_state" and agent:
         out.append((CLOSE_AGENT_STATE, base))
         out.append((OPEN_AGENT_STATE, {**base, "state": _s(event.get("state")),
@@ -697,6 +677,7 @@ def plan(event_id: str, event: dict[str, Any]) -> list[Statement]:
     elif kind == "recording_muted" and call_id:
         q = RECORDING_MUTED if event.get("muted") else RECORDING_UNMUTED
         out.append((q, {**base, "channel": _s(event.get("channel"))}))
+    out.extend((recordings or _NO_INDEX).statements(base, event))
     return out
 
 
@@ -720,7 +701,6 @@ def _call_ended(base: dict[str, Any], r: dict[str, Any]) -> Iterable[Statement]:
         "variables": Jsonb({_s(k): _s(v) for k, v in (r.get("variables") or {}).items()}),
         "record": Jsonb(r)})
     yield (LEGS, {**base, "uniqueids": uniqueids, "channels": channels[:len(uniqueids)]})
-    yield (RECORDINGS, {**base, "paths": [_s(p) for p in r.get("recordings") or []]})
     yield (CUSTOMER, base)
 
 
@@ -760,8 +740,10 @@ class EventWriter:
     def __init__(self, pool: AsyncConnectionPool, spool_dir: Path, *, batch_size: int = 200,
                  flush_interval: float = 0.5, retry_interval: float = 2.0,
                  segment_bytes: int = SEGMENT_BYTES, acquire_timeout: float = 5.0,
-                 max_backoff: float = 30.0) -> None:
+                 max_backoff: float = 30.0, recording_dir: Path | None = None) -> None:
         self.pool = pool
+        #: recordings are indexed only inside <recording_dir>/<tenant slug>/ (sql/055)
+        self.recordings = RecordingIndex(recording_dir)
         self.spool = Spool(Path(spool_dir), segment_bytes)
         self.batch_size = batch_size
         self.flush_interval = flush_interval
@@ -786,7 +768,8 @@ class EventWriter:
         """A writer with the ``[store]`` settings, spooling under ``<data_dir>/spool``."""
         s = config.store
         return cls(pool, config.spool_dir, batch_size=s.batch_size,
-                   flush_interval=s.flush_interval, retry_interval=s.retry_interval)
+                   flush_interval=s.flush_interval, retry_interval=s.retry_interval,
+                   recording_dir=config.recording.dir)
 
     # -- public API
 
@@ -1002,7 +985,7 @@ class EventWriter:
         rejected: list[tuple[SpoolRecord, str]] = []
         for rec in batch:
             try:
-                plans.append((rec, plan(rec.event_id, rec.event)))
+                plans.append((rec, plan(rec.event_id, rec.event, self.recordings)))
             except (ValueError, TypeError, KeyError, OverflowError, OSError) as exc:
                 self._log_rejected(rec, f"cannot be stored: {exc!r}")
                 rejected.append((rec, f"cannot be stored: {exc!r}"))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -14,7 +13,6 @@ from click.testing import CliRunner
 
 from ccd.cli.main import cli
 from ccd.cli.replay import replay_file
-from ccd.jobs.retention import run_retention
 from ccd.model.live import LiveModel, ModelConfig
 from ccd.security import verify_password
 from ccd.store.db import open_async_pool
@@ -117,38 +115,3 @@ def test_report_queues_from_stored_events(db_url: str, tmp_path: Path) -> None:
     bad = run(db_url, tmp_path, "report", "queues", "--from", "yesterday")
     assert bad.exit_code == 2 and "not a date" in bad.output
 
-
-def test_recordings_list_export_and_retention(db_url: str, tmp_path: Path) -> None:
-    store(db_url, tmp_path, "scenario01", "scenario02")
-    r = run(db_url, tmp_path, "recordings", "list", "--from", "2026-11-23", "--to",
-            "2026-11-24", "--json")
-    recs = json.loads(r.output)
-    assert [x["call_id"] for x in recs] == ["1795465016.0", "1795465034.2"]
-    assert not any(x["exists"] for x in recs)
-    # one file really exists (where Asterisk would have written it)
-    real = tmp_path / "rec.wav"
-    real.write_bytes(b"RIFF" + b"\0" * 40)
-    with psycopg.connect(db_url) as conn:
-        conn.execute("UPDATE recordings SET path = %s WHERE call_id = %s",
-                     (str(real), "1795465016.0"))
-    out = tmp_path / "export"
-    r = run(db_url, tmp_path, "recordings", "export", str(out), "--from", "2026-11-23")
-    assert r.exit_code == 0 and "1 missing" in r.output
-    manifest = list(csv.DictReader((out / "manifest.csv").open()))
-    assert [m["status"] for m in manifest] == ["copied", "missing"]
-    assert (out / "default-1795465016.0.wav").read_bytes() == real.read_bytes()
-
-    # nothing is old enough yet
-    now = datetime(2026, 11, 24, tzinfo=UTC)
-    assert run_retention(db_url, now)["files_deleted"] == 0
-    dry = run_retention(db_url, now + timedelta(days=400), dry_run=True)
-    assert dry["files_deleted"] == 1 and real.exists()
-    done = run_retention(db_url, now + timedelta(days=400))
-    assert (done["files_deleted"], done["files_missing"]) == (1, 1)
-    assert not real.exists()
-    with psycopg.connect(db_url) as conn:
-        assert conn.execute("SELECT count(*) FROM recordings").fetchone() == (0,)
-        assert conn.execute("SELECT count(*) FROM calls").fetchone() == (0,)
-        (n,) = conn.execute("SELECT files_missing FROM retention_runs ORDER BY id DESC"
-                           ).fetchone()  # type: ignore[misc]
-        assert n == 1

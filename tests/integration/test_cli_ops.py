@@ -81,6 +81,9 @@ async def test_queue_call_and_recording_commands(stack) -> None:
                                   .channels.values()), what="recording again")
     err = await ccd(stack, "call", "transfer", cid, "number:+1234", code=2)
     assert "not allowed for this tenant" in err  # no dial pattern of the tenant matches
+    for number in ("+442079460000", "19005550123"):  # national-only by default (sql/056)
+        err = await ccd(stack, "call", "transfer", cid, f"number:{number}", code=2)
+        assert "not allowed for this tenant" in err
     err = await ccd(stack, "call", "transfer", cid, "number:555 123;4", code=2)
     assert "not a phone number" in err
     err = await ccd(stack, "call", "hangup", "no-such-call", code=4)
@@ -102,7 +105,7 @@ async def test_queue_call_and_recording_commands(stack) -> None:
 async def test_originate_click_to_dial(stack) -> None:
     await stack.login(ALICE)
     r = json.loads(await ccd(stack, "originate", "1001", "5559876543", "--json"))
-    assert r["agent"] == ALICE and r["number"] == "5559876543"
+    assert r["agent"] == ALICE and r["number"] == "+15559876543"  # normalised to E.164
     # Alice's phone rings and answers, then the trunk is dialled from it
     await stack.until(lambda: any(c.record.direction == "outbound"
                                   for c in stack.daemon.model.calls.values()), what="originate")

@@ -17,7 +17,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from ccd.cli.replay import replay_file
+from ccd.ami.capture import rewrite_variable
+from ccd.cli.replay import replay_bytes
 from ccd.config import Config
 from ccd.model.domain import DomainEvent
 from ccd.model.live import LiveModel
@@ -27,10 +28,34 @@ if not CAPTURES.exists():
     CAPTURES = Path(__file__).resolve().parents[3] / "shared" / "asterisk-captures"
 
 
-def capture_events(prefix: str) -> list[DomainEvent]:
-    """The domain events of a real capture, through the real ingest path and live model."""
-    (path,) = CAPTURES.glob(f"{prefix}*.ami")
-    events, _ = replay_file(path, LiveModel(Config().model_config_obj()))
+#: where the captures' Asterisk wrote recordings: ccd's own under MONITOR/ccd/<slug>/...
+#: (recording.dir = MONITOR/ccd), the dialplan's safety-net ones flat in MONITOR
+MONITOR = "/var/spool/asterisk/monitor/"
+
+
+def relocated(recording_dir: Path, tenant: str) -> Callable[[str], str]:
+    """The captures' recording paths in the layout ccd requires: ccd's own under
+    ``<recording_dir>/<slug>/...``, the safety-net ones under ``<recording_dir>/<tenant>/``
+    (where the dialplan now puts them)."""
+    def move(path: str) -> str:
+        if path.startswith(MONITOR + "ccd/"):
+            return f"{recording_dir}/{path[len(MONITOR) + 4:]}"
+        if path.startswith(MONITOR):
+            return f"{recording_dir}/{tenant}/{path[len(MONITOR):]}"
+        return path
+    return move
+
+
+def capture_events(prefix: str, recording_dir: Path | None = None,
+                   tenant: str = "default") -> list[DomainEvent]:
+    """The domain events of a real capture, through the real ingest path and live model;
+    with ``recording_dir`` its recordings are :func:`relocated` there (the AMI VarSets of
+    ``MIXMONITOR_FILENAME`` are rewritten, nothing else)."""
+    (path,) = CAPTURES.rglob(f"{prefix}*.ami")
+    data = path.read_bytes()
+    if recording_dir is not None:
+        data = rewrite_variable(data, "MIXMONITOR_FILENAME", relocated(recording_dir, tenant))
+    events, _ = replay_bytes(data, LiveModel(Config().model_config_obj()))
     return events
 
 
@@ -160,8 +185,9 @@ def pg_proxy(pg_server_url: str) -> Iterator[PgProxy]:
 
 
 @pytest.fixture(name="capture")
-def capture_fixture() -> Callable[[str], list[DomainEvent]]:
-    """``capture("scenario01")``: the domain events of that capture."""
+def capture_fixture() -> Callable[..., list[DomainEvent]]:
+    """``capture("scenario01")``: the domain events of that capture;
+    ``capture("scenario01", recording_dir, "acme")``: with its recordings relocated."""
     return capture_events
 
 

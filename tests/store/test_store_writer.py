@@ -29,7 +29,7 @@ from ccd.store.writer import EventWriter, Spool, SpoolLocked, WriterClosed, uuid
 pytestmark = pytest.mark.timeout(120)
 
 S01_CALL = "1795465016.0"
-S01_RECORDING = "/var/spool/asterisk/monitor/20261123-201702-support-1795465016.0.wav"
+S01_FILE = "20261123-201702-support-1795465016.0.wav"  # the dialplan's safety-net recording
 
 
 @contextlib.asynccontextmanager
@@ -77,8 +77,9 @@ def spool_ids(spool: Path) -> list[str]:
     return out
 
 
-async def write_reference(url: str, spool: Path, events: list[DomainEvent]) -> None:
-    async with writer(url, spool) as w:
+async def write_reference(url: str, spool: Path, events: list[DomainEvent],
+                          **options: Any) -> None:
+    async with writer(url, spool, **options) as w:
         for e in events:
             w.submit(e)
         await w.flush(20)
@@ -90,8 +91,10 @@ async def write_reference(url: str, spool: Path, events: list[DomainEvent]) -> N
 async def test_scenario01_stores_one_complete_call(db_url: str, tmp_path: Path,
                                                    capture: Callable[[str], list[DomainEvent]]
                                                    ) -> None:
-    events = capture("scenario01")
-    async with writer(db_url, tmp_path / "spool") as w:
+    rec = tmp_path / "rec"  # recording.dir; the recording is in the default tenant's directory
+    events = capture("scenario01", rec)
+    s01_recording = f"{rec}/default/{S01_FILE}"
+    async with writer(db_url, tmp_path / "spool", recording_dir=rec) as w:
         ids = [w.submit(e) for e in events]
         await w.flush(10)
         st = w.stats
@@ -104,10 +107,10 @@ async def test_scenario01_stores_one_complete_call(db_url: str, tmp_path: Path,
         FROM calls""")
     assert call == (S01_CALL, "inbound", "5551000", "5557770001", "Customer Carol", "support",
                     1, "answered", "PJSIP/1001", "Agent Alice", "caller", 16, False,
-                    Decimal("6.011"), Decimal("11.894"), "C770001", [S01_RECORDING],
+                    Decimal("6.011"), Decimal("11.894"), "C770001", [s01_recording],
                     True, True, True)
     assert q(db_url, "SELECT call_id, path, channel, started_at < stopped_at FROM recordings") \
-        == [(S01_CALL, S01_RECORDING, "PJSIP/2000-00000000", True)]
+        == [(S01_CALL, s01_recording, "PJSIP/2000-00000000", True)]
     assert q(db_url, "SELECT uniqueid, channel FROM call_legs ORDER BY uniqueid") == [
         ("1795465016.0", "PJSIP/2000-00000000"), ("1795465022.1", "PJSIP/1001-00000001")]
 
@@ -136,10 +139,11 @@ async def test_scenario01_stores_one_complete_call(db_url: str, tmp_path: Path,
 
 async def test_burst_is_written_in_batches(db_url: str, tmp_path: Path,
                                            capture: Callable[[str], list[DomainEvent]]) -> None:
-    events = capture("scenario08")
+    events = capture("scenario08", tmp_path / "rec")
     ended = [e for e in events if isinstance(e, CallEnded)]
     assert len(ended) == 20
-    async with writer(db_url, tmp_path / "spool", batch_size=16) as w:
+    async with writer(db_url, tmp_path / "spool", batch_size=16,
+                      recording_dir=tmp_path / "rec") as w:
         ids = [w.submit(e) for e in events]
         await w.flush(20)
         st = w.stats
@@ -156,8 +160,8 @@ async def test_burst_is_written_in_batches(db_url: str, tmp_path: Path,
 
 
 async def test_tenant_by_did_then_by_queue(make_db: Callable[..., str], tmp_path: Path,
-                                           capture: Callable[[str], list[DomainEvent]]) -> None:
-    events = capture("scenario01")
+                                           capture: Callable[..., list[DomainEvent]]) -> None:
+    rec = tmp_path / "rec"  # each call's recording is in its own tenant's directory
     by_did, by_queue = make_db(), make_db()
     with psycopg.connect(by_did) as conn:
         acme = conn.execute("INSERT INTO tenants (slug, name) VALUES ('acme', 'Acme') "
@@ -169,8 +173,10 @@ async def test_tenant_by_did_then_by_queue(make_db: Callable[..., str], tmp_path
         conn.execute("INSERT INTO queues (tenant_id, name) VALUES (%s, 'support')", (beta,))
         conn.execute("INSERT INTO agents (tenant_id, name, interface) "
                      "VALUES (%s, 'Alice', 'PJSIP/1001')", (beta,))
-    await write_reference(by_did, tmp_path / "s1", events)
-    await write_reference(by_queue, tmp_path / "s2", events)
+    await write_reference(by_did, tmp_path / "s1", capture("scenario01", rec, "acme"),
+                          recording_dir=rec)
+    await write_reference(by_queue, tmp_path / "s2", capture("scenario01", rec, "beta"),
+                          recording_dir=rec)
     for url, tenant in ((by_did, acme), (by_queue, beta)):
         # the call, and everything hanging off it, belongs to the tenant
         for table in ("calls", "call_legs", "recordings"):

@@ -239,9 +239,12 @@ def test_agent_state_controls_and_click_to_dial(stack: Stack, web, recorder) -> 
         assert alice.post("/api/agent/available").status_code == 200
         live.wait("agent_state", lambda s: s["state"] == "available" and s["previous"] == "paused")
         assert alice.post("/api/agent/dance").status_code == 404
-        r = alice.post("/api/dial", json={"number": "5551234"})
+        # a national number (the tenant's dial patterns are national-only)
+        r = alice.post("/api/dial", json={"number": "555 987 6543"})
         assert r.status_code == 200, r.text
-        assert recorder.calls[-1] == ("originate", {"agent": "PJSIP/1001", "number": "5551234"})
+        assert recorder.calls[-1] == ("originate", {"agent": "PJSIP/1001",
+                                                    "number": "555 987 6543"})
+        assert r.json()["result"]["number"] == "+15559876543"  # dialled in E.164
         wait_until(lambda: stack.bridge.read(lambda m: any(
             c.name.startswith("PJSIP/1001-") for c in m.channels.values())), 10,
             "alice's phone to be called")

@@ -357,9 +357,8 @@ async def voicemail(engine: Engine, ch: Channel, data: str) -> int:
     root = engine.settings.recording_root
     if root is not None and box:
         folder = root / "var/spool/asterisk/voicemail" / vm_context / box / "INBOX"
-        folder.mkdir(parents=True, exist_ok=True)
-        n = len(list(folder.glob("msg*.wav")))
-        write_wav(folder / f"msg{n:04d}.wav", seconds, [(0.0, seconds)])
+        n = len(list(folder.glob("msg*.wav"))) if folder.is_dir() else 0
+        write_wav(folder / f"msg{n:04d}.wav", seconds, [(0.0, seconds)], engine.settings.umask)
     engine.emit(
         "MessageWaiting",
         "call",

@@ -37,6 +37,7 @@ def start(engine: Engine, ch: Channel, filename: str, options: str) -> Recording
         engine.clock.now(),
         only_bridged="b" in options,
         ident=str(uuid.uuid4())[:8],
+        umask=engine.settings.umask,
     )
     if ch.bridge is not None:
         rec.bridged(True, engine.clock.now())
