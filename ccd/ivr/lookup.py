@@ -169,9 +169,9 @@ class MemoryDirectory:
 class PgDirectory:
     """A :class:`Directory` on PostgreSQL through a psycopg ``AsyncConnectionPool``.
 
-    Tenants, DID routes and queues change rarely: they are cached for
-    ``cache_seconds``. Customers and calendars (business hours, holidays) are read fresh
-    for every call, so a change of hours applies to the next call. No query may keep a caller
+    Tenants, DID routes and queue owners change rarely: they are cached for
+    ``cache_seconds``. Customers, calendars (business hours, holidays) and survey settings
+    are read fresh for every call, so a change applies to the next call. No query may keep a caller
     waiting longer than ``timeout`` seconds (pool wait included): a slow or absent
     database makes a lookup fail fast, and the engine goes on without it.
     """
@@ -205,12 +205,9 @@ class PgDirectory:
             return await cur.fetchall()
 
     async def queue_surveys(self, queue: str) -> bool:
-        key = ("surveys", queue)
-        hit = self._cached(key)
-        if hit is not None:
-            return bool(hit)
+        # read for every call: switching surveys on or off applies to the next call
         row = await self._one("SELECT surveys FROM queues WHERE name = %s", (queue,))
-        return bool(self._store(key, bool(row and row[0])))
+        return bool(row and row[0])
 
     async def queue_tenant(self, queue: str) -> int | None:
         key = ("queue-tenant", queue)
