@@ -1,7 +1,12 @@
 """AMI Originate: call a channel and, once it answers, send it to dialplan or an application.
 
-Reasons in OriginateResponse: 0 = could not call (no such endpoint, no contact),
-3 = rang without answer, 4 = answered, 5 = busy, 8 = congestion.
+Reasons in OriginateResponse (Asterisk's ``pbx_dial_reason`` over the dial API): 4 =
+answered, 3 = rang without answer (the Originate's timeout), 5 = busy and 8 = congestion
+when the called channel *indicated* it (``Busy()`` / ``Congestion()`` behind a Local
+channel), and 0 for every other failure - no such endpoint, no contact, and a SIP phone or
+trunk that refused the INVITE: chan_pjsip hangs the channel up with the response's cause
+(486 Busy Here -> 17) instead of indicating busy, so a busy PJSIP number is Reason 0 with a
+DialEnd ``BUSY`` and a Hangup ``Cause: 17`` (the real capture F7, contact 12).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from typing import TYPE_CHECKING
 from ccd.sim import channel as C
 from ccd.sim.apps import run_app
 from ccd.sim.channel import Channel
-from ccd.sim.dialing import RequestFailed, dial_event, place, rejected, request
+from ccd.sim.dialing import RequestFailed, dial_event, hangup_dial_status, place, rejected, request
 from ccd.sim.events import CALL
 from ccd.sim.pbx import start_pbx
 
@@ -116,6 +121,9 @@ async def originate(
             start_pbx(engine, ch)
         return reason
     status = {REASON_BUSY: "BUSY", REASON_CONGESTION: "CONGESTION"}.get(reason)
+    if reason == REASON_FAILED and not one_is_local and ch.hangup_origin == C.REMOTE:
+        # the far end refused: dial.c publishes the dial status of the hangup cause
+        status = hangup_dial_status(ch.hangupcause)
     two = ch.partner
     if status is not None:
         dial_event(engine, "DialEnd", None, ch, [("DialStatus", status)])
@@ -130,6 +138,8 @@ async def originate(
         on_answer(False)
     if not ch.dead:
         cause = C.NO_ANSWER if reason == REASON_NOANSWER and not one_is_local else 0
+        if reason == REASON_NOANSWER and not one_is_local and not ch.tech_cause:
+            ch.tech_cause = 480  # Asterisk CANCELs: "480 Temporarily Unavailable"
         engine.hangup(ch, ch.hangupcause if ch.hangupcause and not one_is_local else cause)
     return reason
 
@@ -138,6 +148,8 @@ async def _wait(engine: Engine, ch: Channel, timeout: float) -> int:
     answered = await engine.phones.wait_answered(ch, timeout)
     if answered:
         return REASON_ANSWERED
+    if not ch.is_local and ch.hangup_origin == C.REMOTE:
+        return REASON_FAILED  # a SIP refusal is a hangup, not a busy indication
     refused = rejected(ch)
     if refused == "BUSY":
         return REASON_BUSY
