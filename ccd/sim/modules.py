@@ -125,21 +125,22 @@ class Modules:
         conf = cfg.files.get("modules.conf")
         section = conf.section("modules") if conf is not None else None
         out = cls(installed=set(KNOWN), config_dir=d)
+        explicit: set[str] = set()
         if section is None:
             wanted = set(KNOWN)
         else:
-            wanted = set()
             for key, value in section.items:
                 k = key.lower()
                 if k in ("load", "require", "preload", "preload-require"):
-                    wanted.add(base_name(value))
+                    explicit.add(base_name(value))
                     out.installed.add(base_name(value))
+            wanted = set(explicit)
             if (section.get("autoload") or "").strip().lower() in ("yes", "true", "1", "on"):
                 wanted |= KNOWN
             for value in section.getall("noload"):
                 wanted.discard(base_name(value))
         for name in sorted(wanted):
-            out._load(name, boot=True)
+            out._load(name, loud=name in explicit)
         return out
 
     def _declines(self, name: str) -> str:
@@ -148,10 +149,11 @@ class Modules:
             return f"Configuration file {need} missing."
         return ""
 
-    def _load(self, name: str, boot: bool = False) -> bool:
+    def _load(self, name: str, loud: bool = True) -> bool:
         why = self._declines(name)
-        if why:
-            log.log(logging.ERROR if boot else logging.WARNING, "%s: %s", name, why)
+        if why:  # Asterisk logs an ERROR; quieter for modules only autoload would load
+            log.log(logging.ERROR if loud else logging.INFO, "%s: %s Declined to load.",
+                    name, why)
             return False
         self.loaded.add(name)
         return True
