@@ -571,7 +571,8 @@ class CampaignRunner:
         detail = (f"answered, then hung up by Asterisk {after:.3f} s later before reaching "
                   f"the queue or the message (hangup cause {record.hangup_cause} "
                   f"{record.hangup_cause_txt or ''}): a dialplan failure such as a missing "
-                  f"application in context {self.c.context}; counted as abandoned")
+                  f"application in context {self.c.context}, or Asterisk stopping; counted "
+                  "as abandoned")
         log.error("campaign %s attempt %d %s: %s%s; checking the dialplan again before the "
                   "next call", self.c.name, f.attempt_id, f.e164, detail,
                   f" ({known})" if known else "")
