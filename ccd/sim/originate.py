@@ -57,9 +57,8 @@ def _response(
         fields += [("Application", req.application), ("Data", req.data)]
     else:
         fields += [("Context", req.context), ("Exten", req.exten)]
-    cid_name, cid_num = ("", "")
-    if ch is not None and (ok or req.caller):
-        cid_name, cid_num = ch.caller_name, ch.caller_num
+    # manager.c prints the Originate's own CallerID parts, not the channel's
+    cid_name, cid_num = req.caller or ("", "")
     fields += [
         ("Reason", str(reason)),
         ("Uniqueid", ch.uniqueid if ok and ch is not None else "<unknown>"),
@@ -93,13 +92,13 @@ async def originate(
         if one_is_local and ch.partner is not None:
             ch.partner.store_var(name, value)
     engine.newexten(ch, "AppDial2", "(Outgoing Line)")
-    if req.caller is not None:
+    if req.caller is not None and any(req.caller):
+        # ast_set_callerid: only the parts given replace the endpoint's caller ID (a
+        # CallerID of "<5551000>" keeps the trunk's name "Support Line", real capture F7)
         name, num = req.caller
-        engine.set_caller(ch, num, name)
-        engine.set_connected(ch, num, name)
-        if one_is_local and ch.partner is not None:
-            engine.set_caller(ch.partner, num, name)
-            engine.set_connected(ch.partner, num, name)
+        for leg in (ch, ch.partner) if one_is_local and ch.partner is not None else (ch,):
+            engine.set_caller(leg, num or leg.caller_num, name or leg.caller_name)
+            engine.set_connected(leg, num or leg.conn_num, name or leg.conn_name)
     dial_string = req.channel.partition("/")[2]
     if not one_is_local:
         dial_event(engine, "DialBegin", None, ch, [("DialString", dial_string)])

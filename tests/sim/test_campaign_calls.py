@@ -265,3 +265,24 @@ def test_asterisk_conf_loads_every_application_its_dialplan_uses() -> None:
     assert not unknown, f"applications the module table does not know: {unknown}"
     missing = sorted(f"{a} ({module_of(a)})" for a in used if not mods.has_app(a))
     assert not missing, f"modules.conf does not load: {missing}"
+
+
+async def test_a_number_only_caller_id_keeps_the_trunks_name() -> None:
+    """ccd's campaigns originate with CallerID ``<5551000>``: Asterisk's ast_set_callerid
+    changes only the number, so the trunk channel still says "Support Line" (what the
+    campaign screen pop used to show), and the OriginateResponse reports the Originate's
+    own parts (name <unknown>), as in F7."""
+    sim = await run_call(default_config_dir(), "15557770011", False,
+                         PhoneProfile(answer="auto"), ids=(1, 1))
+    [new] = [f for f in sim if f.get("Event") == "Newchannel"]
+    cap = call_slice(f7_frames(), "PJSIP/trunk-00000013", "ccd-26790-145")
+    [cap_resp] = [f for f in cap if f.get("Event") == "OriginateResponse"]
+    [resp] = [f for f in sim if f.get("Event") == "OriginateResponse"]
+    assert (resp["CallerIDNum"], resp["CallerIDName"]) == (
+        cap_resp["CallerIDNum"], cap_resp["CallerIDName"]) == ("5551000", "<unknown>")
+    queued = [f for f in sim if f.get("Event") == "QueueCallerJoin"]
+    [cap_queued] = [f for f in cap if f.get("Event") == "QueueCallerJoin"]
+    assert (new["CallerIDName"], new["CallerIDNum"]) == ("Support Line", "5551000")
+    assert [(f["CallerIDName"], f["CallerIDNum"]) for f in queued] == [
+        (cap_queued["CallerIDName"], cap_queued["CallerIDNum"])] == [("Support Line",
+                                                                      "5551000")]
