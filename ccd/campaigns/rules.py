@@ -7,9 +7,17 @@ An attempt ends in one outcome:
 * ``abandoned`` - a live person answered and no agent took the call within 2 s: the
   dialplan played the recorded message. These, with ``answered``, are the *live* calls
   the abandonment rate is measured on;
+* ``dropped`` - answered, then hung up by Asterisk itself before the call reached the
+  queue, the message or AMD's verdict (a dialplan failure: ``No application 'AMD'``, a
+  restart). A person may have answered and heard nothing, so it counts as a live call
+  and as an abandon in every rate, and is retried like one; it is stored apart so the
+  record says what happened;
 * ``machine`` - answering machine (AMD);
 * ``busy``, ``no_answer``, ``failed``, ``congestion`` - from Asterisk's
-  OriginateResponse ``Reason`` (5, 3, 0/1, 8) or the dialled leg's ``DIALSTATUS``;
+  OriginateResponse ``Reason`` (5, 3, 8) or the dialled leg's ``DIALSTATUS``. Reason 0
+  (and 1) say only "not answered": a SIP number that refuses is hung up by chan_pjsip
+  with the response's cause (486 Busy Here = 17) and Asterisk reports Reason 0, so the
+  outcome then comes from the channel's hangup cause (17 busy, 19 no answer ...);
 * ``unknown`` - in flight when ccd stopped, and nothing (Asterisk, the call store) could
   say what happened: it counts as an attempt and is retried only after a safe delay;
 * ``not_dialled`` - the number was never called (preview: the agent's phone did not
@@ -25,17 +33,21 @@ from typing import Any
 
 ANSWERED, ABANDONED, MACHINE = "answered", "abandoned", "machine"
 BUSY, NO_ANSWER, FAILED, CONGESTION = "busy", "no_answer", "failed", "congestion"
-UNKNOWN, NOT_DIALLED = "unknown", "not_dialled"
-OUTCOMES = (ANSWERED, ABANDONED, MACHINE, BUSY, NO_ANSWER, FAILED, CONGESTION, UNKNOWN,
-            NOT_DIALLED)
+UNKNOWN, NOT_DIALLED, DROPPED = "unknown", "not_dialled", "dropped"
+OUTCOMES = (ANSWERED, ABANDONED, DROPPED, MACHINE, BUSY, NO_ANSWER, FAILED, CONGESTION,
+            UNKNOWN, NOT_DIALLED)
 #: outcomes a live person answered (the abandonment rate's denominator)
-LIVE = frozenset({ANSWERED, ABANDONED})
+LIVE = frozenset({ANSWERED, ABANDONED, DROPPED})
+#: live calls that count as abandoned (the numerator)
+ABANDONS = frozenset({ABANDONED, DROPPED})
 #: outcomes that can be retried (``answered`` never is)
-RETRYABLE = (BUSY, NO_ANSWER, FAILED, CONGESTION, MACHINE, ABANDONED, UNKNOWN)
+RETRYABLE = (BUSY, NO_ANSWER, FAILED, CONGESTION, MACHINE, ABANDONED, DROPPED, UNKNOWN)
 
 #: OriginateResponse Reason -> outcome (4 = answered is decided when the call ends)
 REASONS = {0: FAILED, 1: FAILED, 3: NO_ANSWER, 5: BUSY, 8: CONGESTION}
 REASON_ANSWERED = 4
+#: Reasons that do not say why: the channel's hangup cause does (chan_pjsip refusals)
+VAGUE_REASONS = frozenset({0, 1})
 #: DIALSTATUS of the contact's leg (preview calls go agent first, then Dial)
 DIALSTATUS = {"ANSWER": ANSWERED, "BUSY": BUSY, "NOANSWER": NO_ANSWER, "CANCEL": NO_ANSWER,
               "CONGESTION": CONGESTION, "CHANUNAVAIL": FAILED, "DONTCALL": FAILED,
@@ -77,6 +89,7 @@ DEFAULT_RETRY: dict[str, RetryRule] = {
     MACHINE: RetryRule(4 * 3600, 1.0, 3),
     # Ofcom: a number that got an abandoned call is not called again within 72 hours
     ABANDONED: RetryRule(72 * 3600, 1.0, 2),
+    DROPPED: RetryRule(72 * 3600, 1.0, 2),
     UNKNOWN: RetryRule(3600, 1.0, 2),
 }
 
@@ -105,8 +118,8 @@ def parse_rule(text: str) -> tuple[str, RetryRule]:
     backoff = float(m.group(3)) if m.group(3) else 1.0
     if backoff < 1.0:
         raise ValueError(f"{text!r}: the backoff factor must be >= 1")
-    if outcome == ABANDONED and parse_duration(m.group(2)) < 72 * 3600:
-        raise ValueError("abandoned calls may not be retried within 72 h (Ofcom)")
+    if outcome in ABANDONS and parse_duration(m.group(2)) < 72 * 3600:
+        raise ValueError(f"{outcome} calls may not be retried within 72 h (Ofcom)")
     return outcome, RetryRule(parse_duration(m.group(2)), backoff,
                               int(m.group(4)) if m.group(4) else 3)
 
@@ -138,6 +151,30 @@ def from_cause(cause: int) -> str:
     return CAUSES.get(cause, FAILED)
 
 
+def from_failure(reason: int, cause: int | None) -> str:
+    """Outcome of an unanswered Originate from its ``Reason`` and, when the Reason is vague
+    (0, 1), the hangup cause of the channel it created (None: no channel, or unseen)."""
+    if reason in VAGUE_REASONS and cause in CAUSES:
+        return CAUSES[cause]
+    return from_reason(reason)
+
+
+def dropped_by_pbx(mode: str, record: Mapping[str, Any]) -> bool:
+    """An answered contact that Asterisk itself hung up before the call got anywhere: no
+    agent, no queue, no recorded message, no AMD verdict (agent campaigns), no
+    notification played (notify) - and nobody hung up (``hangup_by`` system)."""
+    if record.get("hangup_by") != "system" or record.get("answer") is None:
+        return False
+    if record.get("segments") or record.get("agent") or record.get("queue"):
+        return False
+    v = record.get("variables") or {}
+    if mode in ("progressive", "predictive"):
+        return not v.get("CCD_ABANDONED") and not v.get("CCD_AMD_STATUS")
+    if mode == "notify":
+        return not record.get("ivr") and not v.get("CCD_NOTIFY_RESULT")
+    return False
+
+
 def record_answered(record: Mapping[str, Any]) -> bool:
     """A stored call record (``CallRecord.to_dict()``) shows the called party answered."""
     return bool(record.get("segments")) or record.get("answer") is not None or \
@@ -159,21 +196,25 @@ def classify_record(mode: str, record: Mapping[str, Any]) -> str:
     OriginateResponse was lost, e.g. across a restart)."""
     variables = record.get("variables") or {}
     if mode == "preview" or record_answered(record):
-        return classify_answered(mode, variables, record_agent(record))
+        return classify_answered(mode, variables, record_agent(record), record)
     return from_cause(int(record.get("hangup_cause") or 0))
 
 
-def classify_answered(mode: str, variables: Mapping[str, str], agent: str) -> str:
+def classify_answered(mode: str, variables: Mapping[str, str], agent: str,
+                      record: Mapping[str, Any] | None = None) -> str:
     """Outcome of an answered attempt once its call ended.
 
     ``variables`` are the call's ``CCD_*`` channel variables (the dialplan sets
     ``CCD_AMD_STATUS``, ``CCD_ABANDONED`` and, for preview calls, ``CCD_DIALSTATUS``);
-    ``agent`` is the interface of the agent who took the call ('' if none). A live person
-    who never reached an agent is ``abandoned`` whoever hung up first (the conservative
-    reading of the rules).
+    ``agent`` is the interface of the agent who took the call ('' if none); ``record`` the
+    finished call record (``CallRecord.to_dict()``), which tells a call the PBX dropped
+    (:func:`dropped_by_pbx`). A live person who never reached an agent is ``abandoned``
+    whoever hung up first (the conservative reading of the rules).
     """
     if variables.get("CCD_AMD_STATUS", "").upper() == "MACHINE":
         return MACHINE
+    if record is not None and not agent and dropped_by_pbx(mode, record):
+        return DROPPED
     if mode == "preview":
         status = variables.get("CCD_DIALSTATUS", "").upper()
         return DIALSTATUS.get(status, NOT_DIALLED) if status else NOT_DIALLED

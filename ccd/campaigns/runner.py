@@ -14,7 +14,14 @@ live model. The service calls :meth:`CampaignRunner.step` every tick (APSchedule
   (``calls``); what remains is marked ``unknown`` once it cannot be ringing any more, and
   retried only after that rule's delay. A call that ends later corrects it.
 * Outcomes come from the OriginateResponse (``Reason``) and, for answered calls, from the
-  call record when the call ends (agent, ``CCD_*`` variables set by the dialplan).
+  call record when the call ends (agent, ``CCD_*`` variables set by the dialplan). Reason
+  0 only says "not answered" (a SIP refusal: chan_pjsip hangs up with the response's cause,
+  486 Busy Here = 17): the outcome then waits for the channel's hangup cause.
+* **Nothing is dialled that Asterisk cannot run.** Before dialling, the campaign's
+  dialplan context is checked (:mod:`ccd.campaigns.preflight`: ShowDialPlan, ModuleCheck)
+  - again after each reconnect, every minute and after a call the PBX dropped; a campaign
+  whose context needs an application that is not loaded (AMD with ``app_amd`` missing)
+  does not dial, and its status and the log say what is missing.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from ccd.campaigns import rules
 from ccd.campaigns import store as db
 from ccd.campaigns.model import Campaign
 from ccd.campaigns.pacer import Decision, PacerInput, PacerStats, decide
+from ccd.campaigns.preflight import Verdict
 from ccd.campaigns.windows import WindowError, next_open
 from ccd.model import domain as d
 from ccd.store.db import connect_kwargs
@@ -48,6 +56,8 @@ log = logging.getLogger("ccd.campaigns")
 GRACE = 60.0
 #: how often the slower checks (counts, orphans, completion) run, in seconds
 SWEEP_EVERY = 5.0
+#: an unanswered attempt with a vague Reason waits this long for its channel's hangup cause
+END_WAIT = 5.0
 #: a followed call that vanished from the live model without an end is looked up in the
 #: call store; after this long without a trace it is ``unknown``
 LOST_AFTER = 600.0
@@ -71,6 +81,9 @@ class Inflight:
     orphan: bool = False  # found open after a restart / lost response: no OriginateResponse
     deadline: float = 0.0  # orphan: unknown after this
     missing_since: float | None = None  # the followed call is gone from the live model
+    reason: int | None = None  # a vague OriginateResponse Reason waiting for the hangup cause
+    end_wait: float = 0.0  # ... until then
+    ended: d.CallRecord | None = None  # the call ended before its OriginateResponse came
 
 
 class CampaignRunner:
@@ -97,6 +110,7 @@ class CampaignRunner:
         self._closed = False
         self._busy = False
         self._finishing: set[int] = set()  # outcome being written
+        self.dialplan: Verdict | None = None  # the last dialplan check of this campaign
 
     # ------------------------------------------------------------------ helpers
 
@@ -223,6 +237,8 @@ class CampaignRunner:
             if not self.svc.ami.connected:
                 self.note = "waiting for the AMI link"
                 return
+            if not await self._dialplan_ok():
+                return
             assert self.stats is not None
             self.decision = dec = decide(self.settings, self.stats, self._input(now))
             self.note = f"dialling ({dec.how})"
@@ -231,6 +247,21 @@ class CampaignRunner:
                     self._spawn(self._dial(f), f"dial attempt {f.attempt_id}")
         except (psycopg.OperationalError, psycopg.InterfaceError, OSError) as exc:
             await self._lost(f"database: {exc}")
+
+    async def _dialplan_ok(self) -> bool:
+        """The campaign's dialplan can run on Asterisk now (else: not dialling, noted and
+        logged once per change)."""
+        v = await self.svc.checks.verdict(self.c.context, self.c.amd)
+        before, self.dialplan = self.dialplan, v
+        if v.ok:
+            if before is not None and not before.ok:
+                log.info("campaign %s: Asterisk can run context %s again; dialling resumes",
+                         self.c.name, self.c.context)
+            return True
+        self.note = f"not dialling: {v.problem}"
+        if before is None or before.ok or before.problem != v.problem:
+            log.error("campaign %s: not dialling: %s", self.c.name, v.problem)
+        return False
 
     async def _reload(self, updated: Any) -> None:
         assert self.conn is not None
@@ -363,9 +394,41 @@ class CampaignRunner:
         elif f.mode == "preview":
             await self._finish(f, rules.NOT_DIALLED, reason=reason,
                                detail=f"the agent's phone did not answer (Reason {reason})")
+        elif reason in rules.VAGUE_REASONS:
+            await self._unanswered(f, reason)
         else:
             await self._finish(f, rules.from_reason(reason), reason=reason,
                                detail=f"OriginateResponse Reason {reason}")
+
+    async def _unanswered(self, f: Inflight, reason: int) -> None:
+        """Reason 0/1: the outcome is in the hangup cause of the channel the Originate made
+        (its Hangup follows the OriginateResponse); no channel at all: ``failed``."""
+        if f.ended is None and self._live_call(f) is not None:
+            f.reason, f.end_wait = reason, self.now + END_WAIT
+            return  # _ended finishes it with the cause
+        await self._finish_unanswered(f, reason, f.ended)
+
+    async def _finish_unanswered(self, f: Inflight, reason: int,
+                                 record: d.CallRecord | None) -> None:
+        cause = record.hangup_cause if record is not None else None
+        outcome = rules.from_failure(reason, cause)
+        why = f"OriginateResponse Reason {reason}"
+        if record is not None:
+            why += f", hangup cause {record.hangup_cause} ({record.hangup_cause_txt})"
+        elif cause is None and f.reason is not None:
+            why += ", no hangup cause seen"
+        await self._finish(f, outcome, reason=reason, record=record, detail=why)
+
+    def _live_call(self, f: Inflight) -> Any:
+        """The live model's call of this attempt (by its CCD_ATTEMPT variable), if up."""
+        if f.call_id and f.call_id in self.svc.model.calls:
+            return self.svc.model.calls[f.call_id]
+        for call in self.svc.model.calls.values():
+            v = call.record.variables
+            if v.get("CCD_ATTEMPT") == str(f.attempt_id) and \
+                    v.get("CCD_CAMPAIGN") == str(self.c.id):
+                return call
+        return None
 
     def _orphan(self, f: Inflight, why: str) -> None:
         log.warning("campaign %s attempt %d: %s; resolving it from the call's end",
@@ -417,7 +480,7 @@ class CampaignRunner:
             live = outcome in rules.LIVE
             self.stats.record_attempt(live, f.ring if live else None)
             if live:
-                self.stats.record_live(outcome == rules.ABANDONED, now)
+                self.stats.record_live(outcome in rules.ABANDONS, now)
             if outcome == rules.ANSWERED and talk is not None:
                 self.stats.record_talk(talk)
         try:
@@ -444,6 +507,9 @@ class CampaignRunner:
         if isinstance(e, d.CallEnded):
             aid = self._attempt_of(e.call_id, e.record.variables)
             if aid is not None:
+                f = self.inflight.get(aid)
+                if f is not None and f.state == "dialing" and f.reason is None:
+                    f.ended = e.record  # now, before any task: its OriginateResponse reads it
                 self._spawn(self._ended(aid, e.record), f"call end {e.call_id}")
             else:
                 self._maybe_late(e.record)
@@ -484,13 +550,34 @@ class CampaignRunner:
         rec = record.to_dict()
         if f.state == "dialing":
             if not f.orphan and not rules.record_answered(rec):
-                return  # the OriginateResponse says why (its Reason beats the hangup cause)
+                if f.reason is not None:  # a vague Reason waited for this hangup cause
+                    await self._finish_unanswered(f, f.reason, record)
+                return  # else the OriginateResponse says why (it reads f.ended)
             outcome = rules.classify_record(f.mode, rec)
         else:  # answered (and maybe connected): the dialplan's variables and the agent say
             outcome = rules.classify_answered(f.mode, record.variables,
-                                              f.agent or rules.record_agent(rec))
-        await self._finish(f, outcome, record=record, detail="call ended" + (
-            " (followed after a restart)" if f.orphan else ""))
+                                              f.agent or rules.record_agent(rec), rec)
+        detail = "call ended" + (" (followed after a restart)" if f.orphan else "")
+        if outcome == rules.DROPPED:
+            detail = self._dropped(f, record)
+        await self._finish(f, outcome, record=record, detail=detail)
+
+    def _dropped(self, f: Inflight, record: d.CallRecord) -> str:
+        """An answered contact Asterisk hung up before the call got anywhere: say so loudly,
+        and have the dialplan checked again before the next call."""
+        after = (record.end or 0.0) - (record.answer or record.end or 0.0)
+        known = self.dialplan.problem if self.dialplan is not None and \
+            not self.dialplan.ok else ""
+        detail = (f"answered, then hung up by Asterisk {after:.3f} s later before reaching "
+                  f"the queue or the message (hangup cause {record.hangup_cause} "
+                  f"{record.hangup_cause_txt or ''}): a dialplan failure such as a missing "
+                  f"application in context {self.c.context}, or Asterisk stopping; counted "
+                  "as abandoned")
+        log.error("campaign %s attempt %d %s: %s%s; checking the dialplan again before the "
+                  "next call", self.c.name, f.attempt_id, f.e164, detail,
+                  f" ({known})" if known else "")
+        self.svc.checks.invalidate()
+        return detail
 
     def _maybe_late(self, record: d.CallRecord) -> None:
         """A call of ours ended that we had marked ``unknown``: correct it."""
@@ -604,6 +691,9 @@ class CampaignRunner:
         await self._resolve_open(now)
         live: dict[str, tuple[str, bool]] | None = None
         for f in list(self.inflight.values()):
+            if f.reason is not None and now >= f.end_wait and self._live_call(f) is None:
+                await self._finish_unanswered(f, f.reason, f.ended)
+                continue
             due = f.orphan and now >= f.deadline and f.call_id not in self.svc.model.calls
             if not due and f.call_id and f.state != "dialing" and \
                     f.call_id not in self.svc.model.calls:
@@ -639,6 +729,8 @@ class CampaignRunner:
         """Reserve the next due contact for ``agent`` (or the one it already holds)."""
         if not self.locked or self.conn is None:
             raise RuntimeError("standby")
+        if not await self._dialplan_ok():
+            raise RuntimeError(self.note)
         now = self.now
         async with self._db:
             held = await db.rows(self.conn, db.PREVIEW_HELD, {
@@ -653,6 +745,8 @@ class CampaignRunner:
         attempt, then rings the agent and the dialplan dials the contact."""
         if not self.locked or self.conn is None:
             raise RuntimeError("standby")
+        if not await self._dialplan_ok():
+            raise RuntimeError(self.note)
         now = self.now
         c = self.c
         async with self._db, self.conn.transaction():
@@ -688,6 +782,11 @@ class CampaignRunner:
 
     # ------------------------------------------------------------------ status
 
+    @property
+    def blocked(self) -> Verdict | None:
+        """The failed dialplan check that stops this campaign dialling (None: not blocked)."""
+        return self.dialplan if self.dialplan is not None and not self.dialplan.ok else None
+
     def status(self) -> dict[str, Any]:
         now = self.now
         inp = self._input(now)
@@ -696,8 +795,9 @@ class CampaignRunner:
             "id": self.c.id, "name": self.c.name, "tenant": self.c.tenant_slug,
             "tenant_id": self.c.tenant_id, "kind": self.c.kind, "mode": self.c.dial_mode,
             "queue": self.c.queue, "state": self.state, "dialer": self.svc.name,
-            "dialling": self.locked and self.state == "running", "locked": self.locked,
-            "note": self.note,
+            "dialling": self.locked and self.state == "running" and self.blocked is None,
+            "locked": self.locked, "note": self.note,
+            "dialplan": self.dialplan.to_dict() if self.dialplan is not None else None,
             "in_flight": {"ringing": sum(f.state == "dialing" and not f.orphan for f in flights),
                           "waiting": sum(f.state == "answered" for f in flights),
                           "connected": sum(f.state == "connected" for f in flights),

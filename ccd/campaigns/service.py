@@ -35,6 +35,7 @@ from ccd.campaigns import rules
 from ccd.campaigns import store as db
 from ccd.campaigns.model import Campaign
 from ccd.campaigns.pacer import PacerSettings, PacerStats
+from ccd.campaigns.preflight import DialplanCheck
 from ccd.campaigns.runner import CampaignRunner
 from ccd.model import domain as d
 from ccd.services.directory import Directory
@@ -91,6 +92,8 @@ class CampaignService:
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.runners: dict[int, CampaignRunner] = {}
         self.directory = Directory(daemon.pool)
+        #: can Asterisk run each campaign's dialplan? (shared: one Asterisk)
+        self.checks = DialplanCheck(lambda: self.daemon.client, self.clock)
         self._scheduled: set[int] = set()
         self._sync_lock = asyncio.Lock()
         self._started = False

@@ -156,14 +156,16 @@ FROM campaign_contacts WHERE campaign_id = %(campaign)s GROUP BY status
 """
 
 # ------------------------------------------------------------------ statistics
+# live calls: answered, abandoned and dropped (rules.LIVE); abandons: abandoned and dropped
+# (rules.ABANDONS) - a call the PBX dropped after the answer is an abandoned call too
 
 SEED = """
-SELECT count(*) FILTER (WHERE outcome IN ('answered', 'abandoned')) AS live,
-       count(*) FILTER (WHERE outcome = 'abandoned') AS abandoned,
+SELECT count(*) FILTER (WHERE outcome IN ('answered', 'abandoned', 'dropped')) AS live,
+       count(*) FILTER (WHERE outcome IN ('abandoned', 'dropped')) AS abandoned,
        count(*) FILTER (WHERE outcome NOT IN ('', 'not_dialled')) AS attempts,
        min(created_at) AS first,
        (SELECT avg(ring_seconds) FROM (SELECT ring_seconds FROM campaign_attempts
-            WHERE campaign_id = %(campaign)s AND outcome IN ('answered', 'abandoned')
+            WHERE campaign_id = %(campaign)s AND outcome IN ('answered', 'abandoned', 'dropped')
               AND ring_seconds IS NOT NULL ORDER BY id DESC LIMIT 500) r) AS ring_mean,
        (SELECT avg(talk_seconds) FROM (SELECT talk_seconds FROM campaign_attempts
             WHERE campaign_id = %(campaign)s AND outcome = 'answered'
@@ -172,17 +174,18 @@ FROM campaign_attempts WHERE campaign_id = %(campaign)s
 """
 
 LIVE_SINCE = """
-SELECT count(*) FILTER (WHERE outcome IN ('answered', 'abandoned')) AS live,
-       count(*) FILTER (WHERE outcome = 'abandoned') AS abandoned
+SELECT count(*) FILTER (WHERE outcome IN ('answered', 'abandoned', 'dropped')) AS live,
+       count(*) FILTER (WHERE outcome IN ('abandoned', 'dropped')) AS abandoned
 FROM campaign_attempts WHERE campaign_id = %(campaign)s AND ended_at >= %(since)s
 """
 
 LIVE_BUCKETS = """
 SELECT extract(epoch FROM date_trunc('minute', ended_at))::float8 AS minute,
-       count(*) AS live, count(*) FILTER (WHERE outcome = 'abandoned') AS abandoned
+       count(*) AS live, count(*) FILTER (WHERE outcome IN ('abandoned', 'dropped'))
+           AS abandoned
 FROM campaign_attempts
 WHERE campaign_id = %(campaign)s AND ended_at >= %(since)s
-  AND outcome IN ('answered', 'abandoned')
+  AND outcome IN ('answered', 'abandoned', 'dropped')
 GROUP BY 1
 """
 

@@ -122,7 +122,7 @@ def campaign(click_ctx: click.Context, tenant: str | None, as_json: bool) -> Non
 @click.option("--max-attempts", type=click.IntRange(1, 50), default=3, show_default=True)
 @click.option("--retry", "retries", multiple=True,
               help="OUTCOME=DELAY[*BACKOFF][/MAX], e.g. busy=10m*1.5/5 (busy, no_answer, "
-                   "failed, congestion, machine, abandoned, unknown).")
+                   "failed, congestion, machine, abandoned, dropped, unknown).")
 @click.option("--window", "windows", multiple=True,
               help="Calling window in the contact's time, e.g. 'mon-fri 09:00-20:00'.")
 @click.option("--timezone", default=None, help="Zone of contacts without one (default: "
@@ -420,14 +420,15 @@ def campaign_status(ctx: Ctx, name: str | None, tenant: str | None, as_json: boo
 REPORT_DAYS = """
 SELECT date_trunc('day', ended_at AT TIME ZONE 'UTC')::date AS day,
        count(*) FILTER (WHERE outcome <> 'not_dialled') AS attempts,
-       count(*) FILTER (WHERE outcome IN ('answered', 'abandoned')) AS live,
+       count(*) FILTER (WHERE outcome IN ('answered', 'abandoned', 'dropped')) AS live,
        count(*) FILTER (WHERE outcome = 'answered') AS answered,
-       count(*) FILTER (WHERE outcome = 'abandoned') AS abandoned,
-       round(100.0 * count(*) FILTER (WHERE outcome = 'abandoned') /
-             NULLIF(count(*) FILTER (WHERE outcome IN ('answered', 'abandoned')), 0), 2)
-           AS abandon_pct,
-       round(avg(ring_seconds) FILTER (WHERE outcome IN ('answered', 'abandoned')), 1)
-           AS avg_ring,
+       count(*) FILTER (WHERE outcome IN ('abandoned', 'dropped')) AS abandoned,
+       count(*) FILTER (WHERE outcome = 'dropped') AS dropped,
+       round(100.0 * count(*) FILTER (WHERE outcome IN ('abandoned', 'dropped')) /
+             NULLIF(count(*) FILTER (WHERE outcome IN ('answered', 'abandoned', 'dropped')),
+                    0), 2) AS abandon_pct,
+       round(avg(ring_seconds) FILTER (WHERE outcome IN ('answered', 'abandoned', 'dropped')),
+             1) AS avg_ring,
        round(avg(talk_seconds) FILTER (WHERE outcome = 'answered'), 1) AS avg_talk
 FROM campaign_attempts WHERE campaign_id = %s AND state = 'done' GROUP BY 1 ORDER BY 1
 """
@@ -477,7 +478,7 @@ def campaign_report(ctx: Ctx, name: str, tenant: str | None, list_attempts: bool
     ab = sum(int(d["abandoned"]) for d in days)
     summary = {"campaign": camp["name"], "tenant": camp["tenant_slug"], "mode": camp["dial_mode"],
                "state": camp["state"], "attempts": sum(int(d["attempts"]) for d in days),
-               "live": live, "abandoned": ab,
+               "live": live, "abandoned": ab, "dropped": sum(int(d["dropped"]) for d in days),
                "abandon_pct": round(100.0 * ab / live, 2) if live else 0.0,
                "limit_pct": float(camp["max_abandon_pct"]),
                "worst_day_pct": max((float(d["abandon_pct"] or 0) for d in days), default=0.0)}
@@ -488,14 +489,16 @@ def campaign_report(ctx: Ctx, name: str, tenant: str | None, list_attempts: bool
         return
     day_cols = [("day", "day (UTC)"), ("attempts", "attempts"), ("live", "live"),
                 ("answered", "to agent"), ("abandoned", "abandoned"),
-                ("abandon_pct", "abandoned %"), ("avg_ring", "ring s"), ("avg_talk", "talk s")]
+                ("dropped", "of them dropped by the PBX"), ("abandon_pct", "abandoned %"),
+                ("avg_ring", "ring s"), ("avg_talk", "talk s")]
     if as_csv:
         show(days, day_cols, title="", as_csv=True)
         return
     show([summary], [("campaign", "campaign"), ("mode", "mode"), ("state", "state"),
                      ("attempts", "attempts"), ("live", "live answered"),
-                     ("abandoned", "abandoned"), ("abandon_pct", "abandoned %"),
-                     ("worst_day_pct", "worst day %"), ("limit_pct", "limit %")],
+                     ("abandoned", "abandoned"), ("dropped", "of them dropped by the PBX"),
+                     ("abandon_pct", "abandoned %"), ("worst_day_pct", "worst day %"),
+                     ("limit_pct", "limit %")],
          title=f"Campaign {camp['name']}")
     show(contacts, [("status", "contact status"), ("n", "contacts")], title="Contacts")
     show(outcomes, [("outcome", "outcome"), ("n", "attempts")], title="Outcomes")

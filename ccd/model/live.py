@@ -16,8 +16,9 @@ How Asterisk's events become facts (learned from the real captures):
   optimisation all come out as *segments* (party, start, end).
 * Who hung up is the first teardown sign on a party of the conversation: a hard
   ``HangupRequest`` (the far end sent BYE), a ``SoftHangupRequest`` (AMI Hangup;
-  cause 4 = Asterisk shutting down; after a dialplan ``Hangup()`` it is the
-  system), or leaving the bridge for no other reason. ``AgentComplete``'s Reason
+  cause 4 = Asterisk shutting down; after a dialplan ``Hangup()``, or cause 16 first
+  on a customer channel in plain dialplan - the PBX gave it up, e.g. ``No application
+  'AMD'`` - it is the system), or leaving the bridge for no other reason. ``AgentComplete``'s Reason
   is not trusted: Asterisk reports ``caller`` for agent hang-ups made over AMI.
 * A queue wait ends in an answer (``AgentConnect``), an abandon (the caller's own
   channel asked to hang up) or an exit (the caller goes on in the dialplan with a
@@ -41,6 +42,8 @@ log = logging.getLogger(__name__)
 PSEUDO_APPS = frozenset({"AppDial", "AppDial2", "AppQueue", "AppDial(Outgoing Line)"})
 AGI_APPS = frozenset({"AGI", "EAGI", "DeadAGI"})
 SOFTHANGUP_SHUTDOWN = 4
+#: SoftHangupRequest Cause 16 (AST_SOFTHANGUP_APPUNLOAD): the PBX is done with the channel
+SOFTHANGUP_APPUNLOAD = 16
 STATE_UP = 6
 
 # QueueMemberStatus Status = Asterisk device state
@@ -490,7 +493,11 @@ class LiveModel:
             call.shutdown = True
             self._signal(call, "system", ch.uniqueid)
         party = self._party(call, ch.uniqueid)
-        if ch.uniqueid == call.customer and e.soft and ch.dialplan_hangup:
+        if ch.uniqueid == call.customer and e.soft and (
+                ch.dialplan_hangup or (e.cause == SOFTHANGUP_APPUNLOAD and not ch.bridge
+                                       and not (call.wait and not call.wait.connected))):
+            # Hangup() ran, or the PBX let the channel go by itself (its dialplan ended or
+            # failed: an application that does not exist): no person hung up
             party = "system"
         if party:
             self._signal(call, party, ch.uniqueid)

@@ -83,6 +83,7 @@ class Channel:
     bridge: Bridge | None = None
     answered_at: float | None = None
     hangupcause: int = 0
+    tech_cause: int = 0  # the SIP response that ended it (486, 480 ...): TechCause
     hangup_origin: str = ""  # REMOTE / AMI / ... once a hangup was requested
     dead: bool = False
     pending_goto: tuple[str, str, int] | None = None
@@ -94,6 +95,9 @@ class Channel:
     on_hold: bool = False
     moh: bool = False
     in_pbx: bool = False
+    #: application and data before the PBX started (pbx_exec restores them after each
+    #: application: an originated channel shows AppDial2 again)
+    pbx_base: tuple[str, str] = ("", "")
     driven: bool = False  # a coroutine owns this channel and will hang it up
     owner: Any = None  # whatever drives the channel (phone, originate, queue attempt)
     dtmf: asyncio.Queue[str] = field(default_factory=asyncio.Queue)

@@ -110,6 +110,18 @@ def dial_event(
     engine.emit(name, CALL, fields)
 
 
+def hangup_dial_status(cause: int) -> str:
+    """dial.c's ``ast_hangup_cause_to_dial_status``: the DialEnd status of a called channel
+    that hung up before answering (Originate and the dial API)."""
+    if cause == C.USER_BUSY:
+        return "BUSY"
+    if cause == C.CONGESTION:
+        return "CONGESTION"
+    if cause in (3, C.SUBSCRIBER_ABSENT):
+        return "CHANUNAVAIL"
+    return "NOANSWER"
+
+
 def status_of(ch: Channel) -> str:
     """DIALSTATUS for a leg that did not answer."""
     if ch.hangupcause in STATUS_BY_CAUSE:

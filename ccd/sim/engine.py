@@ -25,6 +25,7 @@ from ccd.sim.bridge import Bridge
 from ccd.sim.channel import Channel
 from ccd.sim.clock import SimClock
 from ccd.sim.events import CALL, DIALPLAN, DTMF, Event, FieldSeq
+from ccd.sim.modules import Modules
 from ccd.sim.pbxconf import PbxConfig
 
 if TYPE_CHECKING:
@@ -146,6 +147,9 @@ class Engine:
         self.phones: PhoneBook
         self.queues: QueueManager
         self.hangup_hooks: list[Callable[[Channel], None]] = []
+        #: loaded modules (modules.conf at boot; CLI module load/unload): which
+        #: applications exist
+        self.modules = Modules.from_config(config)
         load_apps()
         self.bridge_hooks: list[Callable[[Channel], None]] = []
 
@@ -369,6 +373,8 @@ class Engine:
             ch.hangupcause = cause
         if origin == C.REMOTE:
             extra = [("Cause", str(cause))] if cause is not None else []
+            if ch.tech_cause:
+                extra.append(("TechCause", str(ch.tech_cause)))
             self.chan_event("HangupRequest", ch, extra)
         elif origin == C.PARTNER:
             self.chan_event("HangupRequest", ch, [("Cause", str(cause or 0))])
@@ -405,11 +411,10 @@ class Engine:
         ch.answered.set()
         ch.ringing.set()
         cause_code = ch.hangupcause
-        self.chan_event(
-            "Hangup",
-            ch,
-            [("Cause", str(cause_code)), ("Cause-txt", C.CAUSE_TXT.get(cause_code, "Unknown"))],
-        )
+        fields = [("Cause", str(cause_code)), ("Cause-txt", C.CAUSE_TXT.get(cause_code, "Unknown"))]
+        if ch.tech_cause:
+            fields.append(("TechCause", str(ch.tech_cause)))
+        self.chan_event("Hangup", ch, fields)
         self.channels.pop(ch.name, None)
         self.by_uid.pop(ch.uniqueid, None)
         phone = self.phones.get(ch.endpoint) if ch.endpoint else None

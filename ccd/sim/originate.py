@@ -1,7 +1,12 @@
 """AMI Originate: call a channel and, once it answers, send it to dialplan or an application.
 
-Reasons in OriginateResponse: 0 = could not call (no such endpoint, no contact),
-3 = rang without answer, 4 = answered, 5 = busy, 8 = congestion.
+Reasons in OriginateResponse (Asterisk's ``pbx_dial_reason`` over the dial API): 4 =
+answered, 3 = rang without answer (the Originate's timeout), 5 = busy and 8 = congestion
+when the called channel *indicated* it (``Busy()`` / ``Congestion()`` behind a Local
+channel), and 0 for every other failure - no such endpoint, no contact, and a SIP phone or
+trunk that refused the INVITE: chan_pjsip hangs the channel up with the response's cause
+(486 Busy Here -> 17) instead of indicating busy, so a busy PJSIP number is Reason 0 with a
+DialEnd ``BUSY`` and a Hangup ``Cause: 17`` (the real capture F7, contact 12).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from typing import TYPE_CHECKING
 from ccd.sim import channel as C
 from ccd.sim.apps import run_app
 from ccd.sim.channel import Channel
-from ccd.sim.dialing import RequestFailed, dial_event, place, rejected, request
+from ccd.sim.dialing import RequestFailed, dial_event, hangup_dial_status, place, rejected, request
 from ccd.sim.events import CALL
 from ccd.sim.pbx import start_pbx
 
@@ -52,9 +57,8 @@ def _response(
         fields += [("Application", req.application), ("Data", req.data)]
     else:
         fields += [("Context", req.context), ("Exten", req.exten)]
-    cid_name, cid_num = ("", "")
-    if ch is not None and (ok or req.caller):
-        cid_name, cid_num = ch.caller_name, ch.caller_num
+    # manager.c prints the Originate's own CallerID parts, not the channel's
+    cid_name, cid_num = req.caller or ("", "")
     fields += [
         ("Reason", str(reason)),
         ("Uniqueid", ch.uniqueid if ok and ch is not None else "<unknown>"),
@@ -88,13 +92,13 @@ async def originate(
         if one_is_local and ch.partner is not None:
             ch.partner.store_var(name, value)
     engine.newexten(ch, "AppDial2", "(Outgoing Line)")
-    if req.caller is not None:
+    if req.caller is not None and any(req.caller):
+        # ast_set_callerid: only the parts given replace the endpoint's caller ID (a
+        # CallerID of "<5551000>" keeps the trunk's name "Support Line", real capture F7)
         name, num = req.caller
-        engine.set_caller(ch, num, name)
-        engine.set_connected(ch, num, name)
-        if one_is_local and ch.partner is not None:
-            engine.set_caller(ch.partner, num, name)
-            engine.set_connected(ch.partner, num, name)
+        for leg in (ch, ch.partner) if one_is_local and ch.partner is not None else (ch,):
+            engine.set_caller(leg, num or leg.caller_num, name or leg.caller_name)
+            engine.set_connected(leg, num or leg.conn_num, name or leg.conn_name)
     dial_string = req.channel.partition("/")[2]
     if not one_is_local:
         dial_event(engine, "DialBegin", None, ch, [("DialString", dial_string)])
@@ -116,6 +120,9 @@ async def originate(
             start_pbx(engine, ch)
         return reason
     status = {REASON_BUSY: "BUSY", REASON_CONGESTION: "CONGESTION"}.get(reason)
+    if reason == REASON_FAILED and not one_is_local and ch.hangup_origin == C.REMOTE:
+        # the far end refused: dial.c publishes the dial status of the hangup cause
+        status = hangup_dial_status(ch.hangupcause)
     two = ch.partner
     if status is not None:
         dial_event(engine, "DialEnd", None, ch, [("DialStatus", status)])
@@ -130,6 +137,8 @@ async def originate(
         on_answer(False)
     if not ch.dead:
         cause = C.NO_ANSWER if reason == REASON_NOANSWER and not one_is_local else 0
+        if reason == REASON_NOANSWER and not one_is_local and not ch.tech_cause:
+            ch.tech_cause = 480  # Asterisk CANCELs: "480 Temporarily Unavailable"
         engine.hangup(ch, ch.hangupcause if ch.hangupcause and not one_is_local else cause)
     return reason
 
@@ -138,6 +147,8 @@ async def _wait(engine: Engine, ch: Channel, timeout: float) -> int:
     answered = await engine.phones.wait_answered(ch, timeout)
     if answered:
         return REASON_ANSWERED
+    if not ch.is_local and ch.hangup_origin == C.REMOTE:
+        return REASON_FAILED  # a SIP refusal is a hangup, not a busy indication
     refused = rejected(ch)
     if refused == "BUSY":
         return REASON_BUSY

@@ -3,9 +3,12 @@
 For each priority: Newexten (when the location changed), then the application
 (:mod:`ccd.sim.apps`). When an application returns -1 or the channel is hung up, a
 SoftHangupRequest (Cause 16) is shown, the ``h`` extension of the current context runs,
-and the channel is destroyed. An async goto (AMI Redirect, blind transfer) moves the
-channel between steps; its Newexten at the new place still names the previous
-application, as Asterisk 22 does.
+and the channel is destroyed. An application that does not exist (its module is not
+loaded) is not shown in a Newexten: Asterisk logs ``No application 'AMD' for extension
+(...)`` and gives the channel up at once, as the real capture F7 shows (SoftHangupRequest
+Cause 16, then Hangup with Cause 0 when nothing set one). An async goto (AMI Redirect,
+blind transfer) moves the channel between steps; its Newexten at the new place still names
+the previous application, as Asterisk 22 does.
 """
 
 from __future__ import annotations
@@ -28,13 +31,15 @@ log = logging.getLogger(__name__)
 
 def start_pbx(engine: Engine, ch: Channel) -> None:
     """Start running the dialplan on ``ch`` (its context/exten/priority)."""
+    if not ch.in_pbx:
+        ch.pbx_base = (ch.appl, ch.data)
     ch.in_pbx = True
     ch.driven = True
     engine.spawn(run_pbx(engine, ch), name=f"pbx {ch.name}")
 
 
 async def run_pbx(engine: Engine, ch: Channel) -> None:
-    from ccd.sim.apps import run_app
+    from ccd.sim.apps import app_exists, no_application, run_app
 
     plan = engine.config.dialplan
     try:
@@ -58,6 +63,11 @@ async def run_pbx(engine: Engine, ch: Channel) -> None:
                 log.info(
                     "auto fallthrough on %s at %s,%s,%d", ch.name, ch.context, ch.exten, ch.priority
                 )
+                break
+            if not app_exists(engine, step.app):
+                no_application(ch, step.app)
+                _leaving(engine, ch)
+                _restored_location(engine, ch)
                 break
             data = substitute(engine, ch, step.data)
             engine.newexten(ch, step.app, data)
@@ -87,9 +97,20 @@ def _leaving(engine: Engine, ch: Channel) -> None:
     ch.hangup_event.set()
 
 
+def _restored_location(engine: Engine, ch: Channel) -> None:
+    """The PBX gave up at a priority it never ran: the channel sits there with the
+    application it had before the PBX (pbx_exec restores it after every application).
+    chan_pjsip publishes that snapshot as it hangs up, so an originated PJSIP channel shows
+    a Newexten ``AppDial2`` at the missing application's priority (the real capture F7);
+    Local channels publish nothing more."""
+    ch.appl, ch.data = ch.pbx_base
+    if not ch.is_local and ch.appl:
+        engine.publish_location(ch)
+
+
 async def run_h(engine: Engine, ch: Channel) -> None:
     """Run the ``h`` extension of the channel's context, if it has one."""
-    from ccd.sim.apps import run_app
+    from ccd.sim.apps import app_exists, no_application, run_app
 
     plan = engine.config.dialplan
     if ch.dead or not plan.exists(ch.context, "h"):
@@ -98,6 +119,9 @@ async def run_h(engine: Engine, ch: Channel) -> None:
     while not ch.dead:
         step = plan.step(ch.context, "h", ch.priority)
         if step is None:
+            break
+        if not app_exists(engine, step.app):
+            no_application(ch, step.app)
             break
         data = substitute(engine, ch, step.data)
         engine.newexten(ch, step.app, data)

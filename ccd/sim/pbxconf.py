@@ -299,7 +299,8 @@ def load_pbx_config(directory: str | Path) -> PbxConfig:
     files: dict[str, ConfFile] = {}
     for name in ("manager.conf", "pjsip.conf", "extensions.conf", "queues.conf"):
         files[name] = parse_file(d / name)
-    for name in ("features.conf", "musiconhold.conf", "modules.conf", "voicemail.conf"):
+    for name in ("features.conf", "musiconhold.conf", "modules.conf", "amd.conf",
+                 "voicemail.conf"):
         if (d / name).exists():
             files[name] = parse_file(d / name)
     queues, general = _queues(files["queues.conf"])

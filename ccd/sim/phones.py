@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from ccd.sim import channel as C
@@ -24,15 +24,22 @@ if TYPE_CHECKING:
 ANSWER_MODES = frozenset({"auto", "manual", "never", "busy", "reject", "congestion"})
 #: the hangup cause a refusing phone's answer stands for (486 Busy Here, 603 Decline, 503)
 REFUSALS = {"busy": C.USER_BUSY, "reject": 21, "congestion": C.CONGESTION}
+#: the SIP response behind each refusal (Asterisk's TechCause)
+SIP_CODES = {C.USER_BUSY: 486, 21: 603, C.CONGESTION: 503}
+#: what a UA answers when its user declines a ringing call: baresip's default 486 Busy Here
+#: (the real capture F7: HangupRequest and Hangup with Cause 17, TechCause 486)
+DECLINE = C.USER_BUSY
 
 
 @dataclass(slots=True)
 class PhoneProfile:
-    """How one UA behaves. ``answer``: auto | manual | never | busy | reject | congestion."""
+    """How one UA behaves. ``answer``: auto | manual | never | busy | reject | congestion;
+    ``machine``: an answering machine picks up (for AMD)."""
 
     registered: bool = True
     answer: str = "auto"
     answer_delay: float | None = None  # None: the engine's default
+    machine: bool = False  # an answering machine answers (AMD says MACHINE)
 
     def __post_init__(self) -> None:
         if self.answer not in ANSWER_MODES:
@@ -67,9 +74,7 @@ class Phone:
             return
         mode = self.profile.answer
         if mode in REFUSALS:
-            ch.hangupcause = REFUSALS[mode]
-            ch.hangup_origin = C.REMOTE
-            ch.hangup_event.set()
+            self.refuse(ch, REFUSALS[mode])
             return
         eng.set_state(ch, C.RINGING)
         if self.on_incoming is not None:
@@ -87,15 +92,24 @@ class Phone:
         self.engine.answer(target)
         return True
 
+    def refuse(self, ch: Channel, cause: int) -> None:
+        """Answer the INVITE with a final error (486, 603, 503): chan_pjsip hangs the channel
+        up with that cause (HangupRequest with Cause and TechCause)."""
+        ch.hangupcause = cause
+        ch.tech_cause = SIP_CODES.get(cause, 0)
+        self.engine.request_hangup(ch, C.REMOTE, cause)
+
     def hangup(self, ch: Channel | None = None) -> bool:
-        """Send BYE (or CANCEL) for a call of this phone; the newest live one if ``ch`` is None."""
+        """Send BYE (or CANCEL) for a call of this phone; the newest live one if ``ch`` is None.
+        A call ringing at this phone is declined (486 Busy Here, as baresip does)."""
         live = [c for c in self.calls if not c.dead]
         target = ch or (live[-1] if live else None)
         if target is None or target.dead:
             return False
-        cause = C.NORMAL_CLEARING if target.appl.lower() == "dial" else None
         if target.state == C.RINGING and not target.in_pbx:
-            target.hangupcause = 21  # declining a ringing call: 603 Decline, "Call Rejected"
+            self.refuse(target, DECLINE)
+            return True
+        cause = C.NORMAL_CLEARING if target.appl.lower() == "dial" else None
         self.engine.request_hangup(target, C.REMOTE, cause)
         return True
 
@@ -198,9 +212,7 @@ class PhoneBook:
         self.phones: dict[str, Phone] = {}
         profiles = profiles or {}
         for name, ep in engine.config.endpoints.items():
-            prof = profiles.get(name) or PhoneProfile(
-                self.default.registered, self.default.answer, self.default.answer_delay
-            )
+            prof = profiles.get(name) or replace(self.default)
             self.phones[name] = Phone(engine, ep, prof)
 
     def get(self, endpoint: str) -> Phone | None:

@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -114,10 +114,7 @@ class Simulator:
         engine.agi_runner = self.options.agi_runner
         engine.phones = PhoneBook(
             engine,
-            {
-                k: PhoneProfile(v.registered, v.answer, v.answer_delay)
-                for k, v in self.options.phones.items()
-            },
+            {k: replace(v) for k, v in self.options.phones.items()},
             self.options.default_phone,
         )
         engine.queues = QueueManager(engine)

@@ -85,7 +85,20 @@ def call_extra(call: Any) -> dict[str, Any]:
     rec = call.record
     cust = call.channels.get(call.customer)
     return {"variables": dict(rec.variables), "did": rec.did, "direction": rec.direction,
-            "recording": bool(cust is not None and cust.recording)}
+            "dialed": rec.dialed, "recording": bool(cust is not None and cust.recording)}
+
+
+def campaign_ids(variables: dict[str, str]) -> tuple[int, int] | None:
+    """(campaign, attempt) of a campaign call, from the variables the dialer set."""
+    c, a = variables.get("CCD_CAMPAIGN", ""), variables.get("CCD_ATTEMPT", "")
+    if c.isdigit() and a.isdigit() and len(c) < 19 and len(a) < 19:
+        return int(c), int(a)
+    return None
+
+
+def dialed_number(dialed: str) -> str:
+    """The number an originated call dialled: ``15557770011@trunk`` -> ``15557770011``."""
+    return dialed.rsplit("/", 1)[-1].split("@", 1)[0].strip()
 
 
 @dataclass(slots=True)
@@ -403,6 +416,11 @@ class Hub:
         try:
             country = self.directory.country(tenant)
             pop["e164"] = to_e164(e.caller_num, country)
+            camp = campaign_ids(variables)
+            if camp is not None:
+                # a campaign call: the channel's caller ID is the campaign's own number;
+                # the customer is the contact being called
+                self._campaign_pop(pop, camp, extra, tenant, country)
             cid = variables.get("CCD_CUSTOMER_ID", "")
             customer, recent, tickets = self.store.pop_lookup(
                 tenant, country, customer_id=int(cid) if cid.isdigit() else None,
@@ -413,6 +431,30 @@ class Hub:
             log.warning("screen pop of call %s without customer data: %s", e.call_id, exc)
             pop["customer_error"] = "database unavailable"
         return plain(pop)
+
+    def _campaign_pop(self, pop: dict[str, Any], camp: tuple[int, int], extra: dict[str, Any],
+                      tenant: int, country: str) -> None:
+        """Fill the pop of a campaign call with the contact (its number, name, list data);
+        without the database, at least the number the call dialled."""
+        pop["direction"] = "outbound"
+        pop["campaign"] = None
+        pop["caller_name"] = ""
+        pop["caller_num"] = dialed_number(extra.get("dialed", ""))
+        pop["e164"] = to_e164(pop["caller_num"], country) if pop["caller_num"] else None
+        contact = self.store.campaign_contact(tenant, camp[0], camp[1], timeout=POP_DB_TIMEOUT)
+        if contact is None:
+            return
+        pop["caller_num"] = pop["e164"] = contact["e164"]
+        pop["caller_name"] = contact["name"]
+        pop["campaign"] = {"id": contact["campaign_id"], "name": contact["campaign"],
+                           "attempt_id": contact["attempt_id"],
+                           "attempt_no": contact["attempt_no"],
+                           "contact_id": contact["contact_id"],
+                           "language": contact["language"], "data": contact["data"] or {}}
+        with self._lock:
+            info = self.calls.get(pop["call_id"])
+            if info is not None:  # later call events and the wallboard show the contact
+                info.caller_num, info.caller_name = contact["e164"], contact["name"]
 
     def _pop(self, e: d.AgentRinging, extra: dict[str, Any]) -> None:
         """Build and send one pop (pop worker thread). ``timing`` tells the browser (and

@@ -360,6 +360,19 @@ class PanelStore:
             raise StoreError("a customer with this account or phone already exists") from exc
         return cid, True
 
+    def campaign_contact(self, tenant_id: int, campaign_id: int, attempt_id: int,
+                         timeout: float | None = None) -> dict[str, Any] | None:
+        """The contact a campaign attempt calls (the screen pop of a campaign call: the
+        channel's caller ID is the campaign's own number). Only within ``tenant_id``."""
+        return self._one(
+            "SELECT a.id AS attempt_id, a.attempt_no, a.campaign_id, c.name AS campaign, "
+            "       ct.id AS contact_id, ct.e164, ct.name, ct.language, ct.data "
+            "FROM campaign_attempts a "
+            "JOIN campaign_contacts ct ON ct.id = a.contact_id AND ct.tenant_id = a.tenant_id "
+            "JOIN campaigns c ON c.id = a.campaign_id AND c.tenant_id = a.tenant_id "
+            "WHERE a.id = %(a)s AND a.campaign_id = %(c)s AND a.tenant_id = %(t)s",
+            {"a": attempt_id, "c": campaign_id, "t": tenant_id}, timeout)
+
     def pop_lookup(self, tenant_id: int, country: str, *, customer_id: int | None,
                    e164: str | None, exclude_call: str, timeout: float | None = None
                    ) -> tuple[dict[str, Any] | None, list[dict[str, Any]], list[dict[str, Any]]]:

@@ -53,7 +53,10 @@ async def test_campaign_runs_through_the_list(stack, db, clock, wait_for) -> Non
     assert first[ids[num(1)]][0]["agent"] in ("PJSIP/1001", "PJSIP/1002")
     assert first[ids[num(1)]][0]["reason"] == 4 and first[ids[num(1)]][0]["call_id"]
     assert first[ids[num(1)]][0]["talk_seconds"] > 0
-    assert [(a["outcome"], a["reason"]) for a in first[ids[num(3)]]] == [("busy", 5)]
+    # a busy SIP number: Reason 0 (chan_pjsip hangs up, real capture F7), cause 17
+    assert [(a["outcome"], a["reason"], a["hangup_cause"]) for a in first[ids[num(3)]]] == [
+        ("busy", 0, 17)]
+    assert "hangup cause 17" in first[ids[num(3)]][0]["detail"]
     assert [(a["outcome"], a["reason"]) for a in first[ids[num(4)]]] == [("no_answer", 3)]
     assert [(a["outcome"], a["reason"]) for a in first[ids[num(5)]]] == [("failed", 0)]
     assert ids[num(6)] not in first and ids[num(7)] not in first

@@ -70,3 +70,41 @@ def test_classification() -> None:
     assert rules.classify_record("predictive", talked) == "answered"
     timed_out = {"outcome": "timeout", "segments": [], "variables": {"CCD_ABANDONED": "1"}}
     assert rules.classify_record("predictive", timed_out) == "abandoned"
+
+
+def test_vague_reasons_take_the_hangup_cause() -> None:
+    # Reason 0 says "not answered": the channel's cause says why (486 Busy Here = 17)
+    assert rules.from_failure(0, 17) == "busy"
+    assert rules.from_failure(0, 19) == "no_answer"
+    assert rules.from_failure(1, 34) == "congestion"
+    assert rules.from_failure(0, 1) == "failed"  # 404: unallocated number
+    assert rules.from_failure(0, None) == "failed"  # no channel at all
+    # precise Reasons are not second-guessed
+    assert rules.from_failure(3, 17) == "no_answer" and rules.from_failure(5, 0) == "busy"
+
+
+def test_a_call_the_pbx_dropped_is_dropped_and_counts_as_an_abandon() -> None:
+    dropped = {"answer": 10.0, "end": 10.008, "hangup_by": "system", "queue": "",
+               "segments": [], "agent": "", "variables": {"CCD_AMD": "1"}, "ivr": []}
+    assert rules.dropped_by_pbx("progressive", dropped)
+    assert rules.classify_answered("progressive", dropped["variables"], "", dropped) == \
+        "dropped"
+    assert rules.classify_record("predictive", dropped) == "dropped"
+    assert "dropped" in rules.LIVE and {"abandoned", "dropped"} == rules.ABANDONS
+    # the contact hung up (during AMD, before the queue): an abandon, not a drop
+    hung = dict(dropped, hangup_by="customer")
+    assert rules.classify_answered("progressive", {}, "", hung) == "abandoned"
+    # the queue's 2 s ran out and the message played, then Hangup(): abandoned
+    msg = dict(dropped, queue="outbound", variables={"CCD_ABANDONED": "1"})
+    assert rules.classify_answered("progressive", msg["variables"], "", msg) == "abandoned"
+    # AMD's verdict was reached (a machine hung up on by the dialplan)
+    amd = dict(dropped, variables={"CCD_AMD_STATUS": "MACHINE"})
+    assert rules.classify_answered("predictive", amd["variables"], "", amd) == "machine"
+    notify = dict(dropped, variables={})
+    assert rules.classify_answered("notify", {}, "", notify) == "dropped"
+    played = dict(notify, ivr=[{"script": "notify"}])
+    assert rules.classify_answered("notify", {}, "", played) == "answered"
+    # retried like an abandon: not within 72 hours (Ofcom)
+    assert plan_retry("dropped", {}, 0, 5, 0.0, dict(DEFAULT_RETRY)).next_at == 72 * 3600
+    with pytest.raises(ValueError, match="72 h"):
+        rules.parse_rule("dropped=1h")

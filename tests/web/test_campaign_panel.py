@@ -7,9 +7,11 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from web_support import Stack, wait_until
+from web_support import Live, Stack, wait_until
 
 from ccd.cli.main import cli
+from ccd.store.db import open_pool
+from ccd.web.store import PanelStore
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -85,3 +87,49 @@ def test_other_tenant_cannot_see_or_work_the_campaign(stack: Stack, web: Any,
     alice = web("alice")
     r = alice.post(f"/api/preview/{preview_campaign}/dial", {"contact_id": 1}, csrf=False)
     assert r.status_code in (400, 403)
+
+
+def test_campaign_call_pops_the_contact_not_the_trunk_caller_id(
+        stack: Stack, web: Any, tmp_path: Any) -> None:
+    """A progressive campaign call reaches the agent through the queue: the pop names the
+    contact being called (and finds the customer by that number), not the campaign's own
+    caller ID that the channel carries ("Support Line" 5551000, real capture F7)."""
+    ids = stack.ids  # type: ignore[attr-defined]
+    contacts = tmp_path / "contacts.csv"
+    contacts.write_text("phone,name,plan\n+15557770001,Carol Campaign,gold\n")
+    ccd(stack, "campaign", "create", "winback", "--mode", "progressive", "--queue", "support",
+        "--caller-id", "5551000", "--window", "mon-sun 00:00-24:00",
+        "--legal-hours", "00:00-24:00", "--abandon-message", "vm-goodbye",
+        "--ring-timeout", "30")
+    ccd(stack, "campaign", "import", "winback", str(contacts))
+    alice = web("alice")
+    with Live(stack.url, alice.cookie).connect() as live:
+        stack.login_agent("PJSIP/1001")
+        try:
+            stack.bridge.call("campaign.start", {"campaign": "winback"})
+            # the contact's phone (behind the trunk) rings; it answers
+            wait_until(lambda: stack.answer("trunk", timeout=0.2), 20, "the contact ringing")
+            pop = live.wait("pop", timeout=15)
+        finally:
+            stack.bridge.call("campaign.stop", {"campaign": "winback"})
+        assert stack.agent("PJSIP/1001")["state"] == "ringing"
+        assert (pop["caller_num"], pop["caller_name"]) == ("+15557770001", "Carol Campaign")
+        assert pop["e164"] == "+15557770001" and pop["direction"] == "outbound"
+        assert pop["customer"]["id"] == ids["c_carol"]
+        assert [t["subject"] for t in pop["open_tickets"]] == ["Router keeps rebooting"]
+        camp = pop["campaign"]
+        assert (camp["name"], camp["attempt_no"], camp["data"]) == ("winback", 1,
+                                                                    {"plan": "gold"})
+        assert pop["queue"] == "support"
+    stack.hangup_all()
+    stack.logout_agent("PJSIP/1001")
+    # the contact is read within the agent's tenant only
+    pool = open_pool(stack.db_url, min_size=1, max_size=1, name="test")
+    try:
+        store = PanelStore(pool)
+        assert store.campaign_contact(1, camp["id"], camp["attempt_id"])["e164"] == \
+            "+15557770001"
+        assert store.campaign_contact(ids["t2"], camp["id"], camp["attempt_id"]) is None
+        assert store.campaign_contact(1, camp["id"] + 1, camp["attempt_id"]) is None
+    finally:
+        pool.close()

@@ -949,6 +949,61 @@ async def queue_log(d: Dispatcher, s: Session, m: Message) -> None:
     d.ok(s, m, "Event added successfully")
 
 
+# ====================================================================== modules, dialplan
+
+
+@action("ModuleCheck", "system")
+async def module_check(d: Dispatcher, s: Session, m: Message) -> None:
+    """Is a module loaded? (``app_amd`` or ``app_amd.so``; answers like manager.c)."""
+    if not d.engine.modules.is_loaded(m.get("Module")):
+        d.error(s, m, "Module not loaded")
+        return
+    s.send(response("Success", m.action_id, [("Version", "")]))
+
+
+@action("ShowDialPlan", "config", "reporting")
+async def show_dialplan(d: Dispatcher, s: Session, m: Message) -> None:
+    """The dialplan as ``dialplan show``: one ListDialplan per priority and include."""
+    plan = d.engine.config.dialplan
+    context, exten = m.get("Context").strip(), m.get("Extension").strip()
+    if context and context not in plan.contexts:
+        d.error(s, m, f"Did not find context {context}")
+        return
+    contexts = [plan.contexts[context]] if context else list(plan.contexts.values())
+    items: list[list[tuple[str, str]]] = []
+    n_ext = n_prio = 0
+    for ctx in contexts:
+        for ext in ctx.extensions.values():
+            if exten and ext.name != exten:
+                continue
+            n_ext += 1
+            labels = {p: label for label, p in ext.labels.items()}
+            for prio in sorted(ext.steps):
+                step = ext.steps[prio]
+                n_prio += 1
+                item = [("Context", ctx.name), ("Extension", ext.name)]
+                if labels.get(prio):
+                    item.append(("ExtensionLabel", labels[prio]))
+                item += [("Priority", str(prio)), ("Application", step.app),
+                         ("AppData", step.data), ("Registrar", "pbx_config")]
+                items.append(item)
+        if not exten:
+            for inc in ctx.includes:
+                items.append([("Context", ctx.name), ("IncludeContext", inc),
+                              ("Registrar", "pbx_config")])
+    if exten and not n_ext:
+        where = f"{exten}@{context}" if context else f"{exten} in any context"
+        d.error(s, m, f"Did not find extension {where}")
+        return
+    d.list_start(s, m, "DialPlan list will follow")
+    aid = [("ActionID", m.action_id)] if m.action_id is not None else []
+    for item in items:
+        s.send(list_item("ListDialplan", aid + item, None))
+    s.send(list_complete("ShowDialPlanComplete", len(items), m.action_id, [
+        ("ListExtensions", str(n_ext)), ("ListPriorities", str(n_prio)),
+        ("ListContexts", str(len(contexts)))]))
+
+
 # ====================================================================== misc
 
 

@@ -6,6 +6,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
+from ccd.sim.modules import DESCRIPTIONS
+
 if TYPE_CHECKING:
     from ccd.sim.ami.server import AmiServer
     from ccd.sim.queues import Queue
@@ -135,6 +137,26 @@ async def run_command(server: AmiServer, cmd: str) -> tuple[bool, list[str]]:
                 )
         lines.append(f"{len(lines) - 1} users connected.")
         return True, lines
+    if low[:2] in (["module", "load"], ["module", "unload"]) and len(words) == 3:
+        name = words[2]
+        if low[1] == "load":
+            done = eng.modules.load(name)
+            return done, [f"Loaded {name}" if done else f"Unable to load module {name}"]
+        done = eng.modules.unload(name)
+        return done, [f"Unloaded {name}" if done else f"Unable to unload resource {name}"]
+    if low[:3] == ["module", "show", "like"] and len(words) == 4:
+        found = sorted(m for m in eng.modules.loaded if words[3].lower() in m)
+        lines = [f"{'Module':<30} {'Description':<40} {'Use Count':<10} {'Status':<11} "
+                 "Support Level"]
+        lines += [f"{m + '.so':<30} {DESCRIPTIONS.get(m, m)[:40]:<40} {0:<10} {'Running':<11} "
+                  "core" for m in found]
+        return True, [*lines, f"{len(found)} modules loaded"]
+    if low[:3] == ["core", "show", "application"] and len(words) == 4:
+        from ccd.sim.apps import app_exists
+
+        if not app_exists(eng, words[3]):
+            return False, ["Your application(s) is (are) not registered"]
+        return True, [f"  -= Info about Application '{words[3]}' =- "]
     if low[:2] in (["core", "restart"], ["core", "stop"]) and len(low) > 2:
         hook = server.system_hooks.get(low[1])
         if hook is None:

@@ -1,5 +1,7 @@
 """Dialplan applications. Each is ``async def app(engine, ch, data) -> int`` (0 = go on,
--1 = hang up), registered by name in :data:`APPS` (case-insensitive like Asterisk)."""
+-1 = hang up), registered by name in :data:`APPS` (case-insensitive like Asterisk). An
+application exists only while the module that registers it is loaded
+(:mod:`ccd.sim.modules`)."""
 
 from __future__ import annotations
 
@@ -33,17 +35,23 @@ def lookup_app(name: str) -> App | None:
     return APPS.get(name.lower())
 
 
+def app_exists(engine: Engine, name: str) -> bool:
+    """The application is simulated and its module is loaded (``core show application``)."""
+    return lookup_app(name) is not None and engine.modules.has_app(name)
+
+
+def no_application(ch: Channel, name: str) -> None:
+    """Asterisk's warning for an application that does not exist (pbx.c)."""
+    log.warning(
+        "No application '%s' for extension (%s, %s, %d)", name, ch.context, ch.exten, ch.priority
+    )
+
+
 async def run_app(engine: Engine, ch: Channel, name: str, data: str, in_h: bool = False) -> int:
-    """Run one application; an unknown one hangs the channel up, as Asterisk does."""
+    """Run one application; one that does not exist hangs the channel up, as Asterisk does."""
     fn = lookup_app(name)
-    if fn is None:
-        log.warning(
-            "No application '%s' for extension (%s, %s, %d)",
-            name,
-            ch.context,
-            ch.exten,
-            ch.priority,
-        )
+    if fn is None or not engine.modules.has_app(name):
+        no_application(ch, name)
         return -1
     try:
         return await fn(engine, ch, data)
@@ -61,4 +69,4 @@ def load_apps() -> None:
     if _loaded:
         return
     _loaded = True
-    from ccd.sim.apps import agi, basic, chanspy, dial, mixmonitor, queue  # noqa: F401
+    from ccd.sim.apps import agi, amd, basic, chanspy, dial, mixmonitor, queue  # noqa: F401

@@ -46,6 +46,9 @@
     $("pop-caller-name").textContent = c.caller_name || "";
     $("pop-caller-num").textContent = c.caller_num || "";
     $("pop-vip").hidden = !(c.vip || (c.customer && c.customer.vip));
+    const camp = c.campaign;  // a campaign call: the contact is the customer
+    $("pop-campaign-label").hidden = $("pop-campaign").hidden = !camp;
+    $("pop-campaign").textContent = camp ? camp.name + " · #" + camp.attempt_no : "";
     $("pop-queue").textContent = c.queue || t("none");
     $("pop-wait").textContent = duration(c.wait);
     $("pop-did").textContent = c.did || "";
