@@ -1,39 +1,24 @@
 #!/usr/bin/env bash
-# Provisioning of the ccd VM (Debian 12): Asterisk 22 from source, PostgreSQL, ccd.
+# Provisioning of the ccd VM (Debian 12): PostgreSQL and ccd next to an installed Asterisk 22,
+# which loads asterisk-conf/ (with this host's values in /etc/asterisk/site/).
 # Idempotent: run again with `vagrant provision` after changing asterisk-conf/ or ccd.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
-ASTERISK_VERSION="${ASTERISK_VERSION:-22-current}"
 PBX_IP="${PBX_IP:-192.168.56.10}"
 SRC=/vagrant
 
 echo "== packages"
 apt-get update -q
-apt-get install -y -q build-essential wget curl ca-certificates pkg-config \
-  libedit-dev libjansson-dev libxml2-dev uuid-dev libsqlite3-dev libssl-dev \
-  libsrtp2-dev libcurl4-openssl-dev libncurses-dev libnewt-dev subversion \
-  postgresql python3 python3-venv python3-dev libpq-dev sox
+apt-get install -y -q ca-certificates postgresql python3 python3-venv python3-dev libpq-dev \
+  sox espeak-ng
 
-echo "== Asterisk ${ASTERISK_VERSION} (official source; Debian 12 has no asterisk package)"
+echo "== Asterisk 22 (installed beforehand; see README, 'A real Asterisk in a VM')"
 if ! command -v asterisk >/dev/null || ! asterisk -V | grep -q "Asterisk 22"; then
-  cd /usr/src
-  wget -q -O "asterisk-${ASTERISK_VERSION}.tar.gz" \
-    "https://downloads.asterisk.org/pub/telephony/asterisk/asterisk-${ASTERISK_VERSION}.tar.gz"
-  rm -rf asterisk-22.*/
-  tar xzf "asterisk-${ASTERISK_VERSION}.tar.gz"
-  cd asterisk-22.*/
-  ./configure --with-jansson-bundled --with-pjproject-bundled >/dev/null
-  make menuselect.makeopts >/dev/null
-  # English core sounds and music on hold in wav, as the dialplan plays them
-  menuselect/menuselect --enable CORE-SOUNDS-EN-WAV --enable MOH-OPSOUND-WAV \
-    --enable app_queue --enable app_mixmonitor --enable res_agi --enable app_chanspy \
-    --enable res_pjsip_notify menuselect.makeopts
-  make -j"$(nproc)" >/dev/null
-  make install >/dev/null
-  # the sample set once (asterisk.conf, logger.conf ...); ours overwrite the rest below
-  [ -f /etc/asterisk/asterisk.conf ] || make samples >/dev/null
-  make config >/dev/null      # init script (systemd runs it)
-  ldconfig
+  echo "This VM needs an installed Asterisk 22 (Debian 12 and 13 do not package it)." >&2
+  echo "Install it as Asterisk's own documentation describes (Installing Asterisk From" >&2
+  echo "Source, docs.asterisk.org), with res_config_pgsql, app_amd and app_voicemail" >&2
+  echo "built, or use a box that has it; then run 'vagrant provision' again." >&2
+  exit 1
 fi
 id asterisk >/dev/null 2>&1 || useradd --system --home /var/lib/asterisk --shell /usr/sbin/nologin asterisk
 sed -i 's/^;\?runuser.*/runuser = asterisk/; s/^;\?rungroup.*/rungroup = asterisk/' /etc/asterisk/asterisk.conf
@@ -49,13 +34,11 @@ echo "== asterisk-conf/ -> /etc/asterisk"
 for f in "$SRC"/asterisk-conf/*.conf; do
   install -o asterisk -g asterisk -m 0640 "$f" /etc/asterisk/
 done
-# RTP ports for the softphones; SIP media on the private network address
-cat > /etc/asterisk/rtp.conf <<RTP
-[general]
-rtpstart = 10000
-rtpend = 10999
-RTP
-chown asterisk:asterisk /etc/asterisk/rtp.conf
+# this host's own values, included by asterisk-conf/ (pjsip.conf, rtp.conf ...)
+install -d -o asterisk -g asterisk /etc/asterisk/site
+echo "bind = 0.0.0.0:5060" > /etc/asterisk/site/pjsip-transport-udp.conf
+printf 'rtpstart = 10000\nrtpend = 10999\n' > /etc/asterisk/site/rtp.conf
+chown -R asterisk:asterisk /etc/asterisk/site
 systemctl daemon-reload     # the UMask drop-in above
 systemctl enable asterisk
 systemctl restart asterisk
@@ -73,6 +56,11 @@ usermod -aG asterisk ccd     # reads the recordings Asterisk writes
 python3 -m venv /opt/ccd
 /opt/ccd/bin/pip install -q --upgrade pip
 /opt/ccd/bin/pip install -q "$SRC"
+# the prompts ccd's IVR, dialplan and surveys play, and its music on hold, where Asterisk
+# looks (its astdatadir); recordings of your own with the same names are kept
+/opt/ccd/bin/ccd prompts install --data-dir /var/lib/asterisk
+chown -R asterisk:asterisk /var/lib/asterisk/sounds /var/lib/asterisk/moh
+systemctl restart asterisk   # music on hold reads its directory at start
 install -d -o ccd -g ccd /etc/ccd /var/lib/ccd
 cat > /etc/ccd/ccd.toml <<TOML
 data_dir = "/var/lib/ccd"
