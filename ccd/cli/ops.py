@@ -138,7 +138,24 @@ def call_transfer(ctx: Ctx, call_id: str, target: str, attended: bool, as_json: 
     r = api(ctx.config, "call", {"action": "transfer", "call_id": call_id, "target": target,
                                  "attended": attended})
     _call_done(r, as_json, f"{r['transfer']} transfer of {r['channel']} to "
-                           f"{r['exten']}@{r['context']} requested")
+                           f"{r['exten']}@{r['context']}: {r.get('state', 'requested')}")
+
+
+for _hold in ("hold", "unhold"):
+    def _make_hold(what: str):
+        @click.argument("call_id")
+        @click.option("--json", "as_json", is_flag=True)
+        @pass_ctx
+        def cmd(ctx: Ctx, call_id: str, as_json: bool) -> None:
+            r = api(ctx.config, "call", {"action": what, "call_id": call_id})
+            _call_done(r, as_json, f"call {call_id} {'on hold' if what == 'hold' else 'resumed'}"
+                       " (confirmed by Asterisk)")
+
+        cmd.__doc__ = ("Hold the caller inside Asterisk (music on hold; works with any phone)."
+                       if what == "hold" else "Resume a call held with `ccd call hold`.")
+        return cmd
+
+    call.command(_hold)(_make_hold(_hold))
 
 
 for _what in ("start", "stop", "pause", "resume"):
