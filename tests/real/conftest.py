@@ -66,7 +66,7 @@ def _setup(ccd: Ccd) -> None:
     ccd.cli("db", "upgrade")
     ccd.cli("tenants", "add", "demo", "--name", "Demo Inc", "--did", "5551000", "--did",
             "5551001", "--did", "5551004")
-    for q, rec in (("support", "always"), ("accounts", "always"), ("escalation", "always"),
+    for q, rec in (("support", "always"), ("accounts", "always"), ("escalation", "on_demand"),
                    ("overflow", "always")):
         ccd.cli("queues", "add", q, "--tenant", "demo", "--wrapup", "10", "--sl", "20",
                 "--recording", rec)

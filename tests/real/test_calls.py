@@ -133,21 +133,16 @@ def test_recording_pause_and_resume(r: Rig) -> None:
 
 
 def test_on_demand_recording(r: Rig) -> None:
-    r.ccd.rows("UPDATE queues SET recording_policy = 'on_demand' WHERE name = 'support' "
-               "RETURNING id")
-    try:
-        call = answered_call(r)
-        time.sleep(1.0)
-        rec_live = next(c for c in r.ccd.json("calls") if c["call_id"] == call.call_id)
-        assert not rec_live["recording"], "on demand: nothing recorded before it is asked for"
-        r.ccd.cli("call", "record-start", call.call_id)
-        time.sleep(2.0)
-        r.ccd.cli("call", "record-stop", call.call_id)
-        time.sleep(1.0)
-        call.caller.hangup()
-    finally:
-        r.ccd.rows("UPDATE queues SET recording_policy = 'always' WHERE name = 'support' "
-                   "RETURNING id")
+    """The escalation queue records on demand (set up with --recording on_demand)."""
+    call = answered_call(r, agent="1004", did="5551004")
+    time.sleep(1.0)
+    rec_live = next(c for c in r.ccd.json("calls") if c["call_id"] == call.call_id)
+    assert not rec_live["recording"], "on demand: nothing recorded before it is asked for"
+    r.ccd.cli("call", "record-start", call.call_id)
+    time.sleep(2.0)
+    r.ccd.cli("call", "record-stop", call.call_id)
+    time.sleep(1.0)
+    call.caller.hangup()
     rec = r.ccd.ended_call(call.call_id)
     [path] = rec["record"]["recordings"]
     with wave.open(str(Path(path))) as w:
