@@ -40,6 +40,9 @@ class PhoneProfile:
     answer: str = "auto"
     answer_delay: float | None = None  # None: the engine's default
     machine: bool = False  # an answering machine answers (AMD says MACHINE)
+    #: obeys remote-control NOTIFYs (Event: hold / talk) as Polycom or Yealink phones do;
+    #: most softphones (baresip among them) answer 481 and do nothing
+    remote_control: bool = False
 
     def __post_init__(self) -> None:
         if self.answer not in ANSWER_MODES:

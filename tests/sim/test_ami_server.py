@@ -335,8 +335,15 @@ async def test_recording_actions(sim: Simulator, ami: AmiTestClient, tmp_path) -
 
 
 async def test_hold_via_pjsip_notify(sim: Simulator, ami: AmiTestClient) -> None:
+    """A phone that obeys remote control holds; one that does not (baresip: 481, real-2/T10)
+    does nothing, while Asterisk has answered "NOTIFY sent" all the same."""
     caller, agent = await _bridged(sim, ami)
     endpoint = agent.split("/")[1].split("-")[0]
+    resp = await ami.action("PJSIPNotify", Endpoint=endpoint, Variable="Event=hold")
+    assert resp.get("Message") == "NOTIFY sent"
+    with pytest.raises(TimeoutError):
+        await ami.wait_for(lambda f: f.event == "Hold", timeout=0.5)
+    sim.engine.phones.get(endpoint).profile.remote_control = True
     resp = await ami.action("PJSIPNotify", Endpoint=endpoint, Variable="Event=hold")
     assert resp.get("Message") == "NOTIFY sent"
     hold = await ami.wait_for(lambda f: f.event == "Hold")

@@ -586,7 +586,9 @@ async def pjsip_notify(d: Dispatcher, s: Session, m: Message) -> None:
     if phone is None:
         d.error(s, m, f"Unable to retrieve endpoint {endpoint}")
         return
-    d.ok(s, m, "NOTIFY sent")
+    d.ok(s, m, "NOTIFY sent")  # Asterisk answers at once; the phone's 481 is never reported
+    if not phone.profile.remote_control:
+        return
     for header in m.getall("Variable"):
         for part in split_args(header):
             key, _, value = part.partition("=")
