@@ -114,8 +114,9 @@ class AgiChannel(Protocol):
         """A command line was received from the AGI server; the engine emits ``AGIExecStart``."""
         ...
 
-    def on_command(self, command: str, result: str) -> None:
-        """The command finished with ``result`` (the full reply line, e.g. ``200 result=1``).
+    def on_command(self, command: str, result: str, failed: bool = False) -> None:
+        """The command finished with ``result`` (the full reply line, e.g. ``200 result=1``);
+        ``failed``: its handler failed (Asterisk's RESULT_FAILURE: AGIExecEnd ResultCode -1).
 
         The engine emits ``AGIExecEnd`` with ``ResultCode`` (200, 510, 511, 520) and ``Result``.
         """

@@ -120,6 +120,11 @@ class AgiEmulator:
         self.env = env
         self.dead = False
         self.failed = False  # a command failed on a live channel -> AGISTATUS=FAILURE
+        self.command_failed = False  # the command being handled failed
+
+    def fail(self) -> None:
+        """The current command's handler failed (Asterisk's RESULT_FAILURE)."""
+        self.failed = self.command_failed = True
 
     @property
     def own_name(self) -> str:
@@ -136,6 +141,7 @@ class AgiEmulator:
         elif self.dead and not cmd.dead:
             reply = DEAD_LINE + "\n"
         else:
+            self.command_failed = False
             try:
                 reply = await cmd.fn(self, argv)
             except _Usage:
@@ -143,6 +149,11 @@ class AgiEmulator:
             except _NoReply:
                 ch.on_command(line, "")
                 return None
+            if self.command_failed:
+                # Asterisk: the handler returned RESULT_FAILURE (a file that does not play):
+                # AGIExecEnd says ResultCode -1 / Failure although the client got "200 ..."
+                ch.on_command(line, reply.rstrip("\n").rsplit("\n", 1)[-1], failed=True)
+                return reply
         # a multi-line reply (520 usage block, GOSUB's 100 + 200) ends with its final line
         ch.on_command(line, reply.rstrip("\n").rsplit("\n", 1)[-1])
         return reply
@@ -270,7 +281,7 @@ async def _get_option(em: AgiEmulator, argv: list[str]) -> Reply:
     ch = em.channel
     seconds = await ch.play(argv[2])
     if seconds < 0:
-        em.failed = True
+        em.fail()
         return "200 result=-1 endpos=0\n"
     endpos = int(seconds * SAMPLE_RATE)
     if ch.hung_up:
@@ -349,7 +360,7 @@ def _say(
             _int(argv[2])
         res = await em._play_all(files(argv[2]), argv[3])
         if res < 0 and not em.channel.hung_up:
-            em.failed = True
+            em.fail()
         return f"200 result={res}\n"
 
     _command(words, usage)(fn)
@@ -463,7 +474,7 @@ async def _stream_file(em: AgiEmulator, argv: list[str]) -> Reply:
     offset = _int(argv[4]) if len(argv) == 5 else 0
     seconds = await em.channel.play(argv[2])
     if seconds < 0:
-        em.failed = True
+        em.fail()
         return f"200 result=-1 endpos={offset}\n"
     endpos = int(seconds * SAMPLE_RATE)
     if em.channel.hung_up:
@@ -936,7 +947,7 @@ class ScriptedChannel:
         if self.hangup_on and command.startswith(self.hangup_on):
             self._hung_up = True
 
-    def on_command(self, command: str, result: str) -> None:
+    def on_command(self, command: str, result: str, failed: bool = False) -> None:
         self.commands.append((command, result))
 
     async def hangup(self) -> None:

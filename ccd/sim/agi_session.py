@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from ccd.sim.engine import Engine
 
 RESULT_TEXT = {
+    -1: "Failure",
     200: "Success",
     510: "Invalid or unknown command",
     511: "Command Not Permitted on a dead channel or intercept routine",
@@ -204,7 +205,7 @@ class SimAgiChannel:
             "AGIExecStart", self.ch, [("CommandId", str(cid)), ("Command", command)], privilege=AGI
         )
 
-    def on_command(self, command: str, result: str) -> None:
+    def on_command(self, command: str, result: str, failed: bool = False) -> None:
         if self.ch.dead:
             return
         cid = 0
@@ -214,7 +215,7 @@ class SimAgiChannel:
                 del self._ids[i]
                 break
         code_s = result.split(" ", 1)[0]
-        code = int(code_s) if code_s.isdigit() else 200
+        code = -1 if failed else int(code_s) if code_s.isdigit() else 200
         self.engine.chan_event(
             "AGIExecEnd",
             self.ch,

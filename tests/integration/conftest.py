@@ -100,9 +100,13 @@ async def stack(db_url: str, tmp_path: Path,
         from ccd import prompts
 
         data = tmp_path / "astdata"
-        prompts.install(data)
-        for rel in marker.kwargs.get("missing", ()):
-            (data / "sounds" / rel).unlink()
+        missing = marker.kwargs.get("missing", ())
+        if missing == "all":  # ccd's prompts never installed (real-2/T2a)
+            (data / "sounds").mkdir(parents=True)
+        else:
+            prompts.install(data)
+            for rel in missing:
+                (data / "sounds" / rel).unlink()
         opts.settings.sounds_dir = data / "sounds"
         env["CCD_ASTERISK_DATA_DIR"] = str(data)
         env["CCD_ASTERISK_CHECK_PROMPTS"] = "false"

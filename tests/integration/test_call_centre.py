@@ -235,3 +235,48 @@ async def test_a_prompt_that_does_not_play_does_not_reroute_the_call(stack) -> N
     outcome, _agent, by, queue, *_rest, record = await stack.stored_call(cid)
     assert (outcome, by, queue) == ("answered", "caller", "support")
     assert len(record["recordings"]) == 1  # ccd's own, no safety net from the fallback
+
+
+def _agi_projection(frames: list[dict[str, str]]) -> list[tuple[str, str]]:
+    """(command word(s), ResultCode) of every AGI command on media, then AGISTATUS."""
+    out = []
+    for f in frames:
+        if f.get("Event") == "AGIExecEnd":
+            cmd = f.get("Command", "")
+            if cmd.startswith(("STREAM FILE", "GET DATA")):
+                out.append((" ".join(cmd.split()[:2]), f.get("ResultCode", "")))
+        elif f.get("Event") == "VarSet" and f.get("Variable") == "AGISTATUS":
+            out.append(("AGISTATUS", f.get("Value", "")))
+    return out
+
+
+@pytest.mark.sim_sounds(missing="all")
+async def test_missing_prompts_fail_like_the_real_capture(stack) -> None:
+    """real-2/T2a (ccd's prompts not installed on a real Asterisk): every STREAM FILE ends
+    with ResultCode -1, GET DATA with 200, the AGI with AGISTATUS=FAILURE, and the call still
+    reaches the queue the IVR chose. The simulator must say the same."""
+    from ccd.ami.capture import read_capture
+
+    path = Path(__file__).resolve().parents[2].parent / "shared/asterisk-captures/real-2" \
+        / "T2a-inbound-no-prompts.ami"
+    real = []
+    for block in read_capture(path).decode("utf-8", "replace").split("\r\n\r\n"):
+        fields = dict(line.split(": ", 1) for line in block.split("\r\n") if ": " in line)
+        if fields:
+            real.append(fields)
+    assert real, f"capture {path} is missing"
+    caller = next(f["Channel"] for f in real if f.get("Event") == "Newchannel")
+    real_proj = _agi_projection([f for f in real if f.get("Channel") == caller])
+    seen: list[dict[str, str]] = []
+    stack.sim.engine.listeners.append(lambda e: seen.append(
+        {"Event": e.name, **{k: v for k, v in e.fields}}))
+    await stack.login(ALICE)
+    call = await place_call(stack)
+    cid = await talking(stack, call)
+    sim_proj = _agi_projection([f for f in seen if f.get("Channel") == call.name])
+    assert {c for c in sim_proj if c[0] != "AGISTATUS"} == \
+        {c for c in real_proj if c[0] != "AGISTATUS"} == \
+        {("STREAM FILE", "-1"), ("GET DATA", "200")}
+    assert sim_proj[-1] == real_proj[-1] == ("AGISTATUS", "FAILURE")
+    assert stack.daemon.model.calls[cid].record.variables.get("CCD_IVR_RESULT") == "queue"
+    stack.sim.phone("2000").hangup(call)
