@@ -42,6 +42,11 @@ def test_ivr_digit_queue_answer_caller_hangs_up_with_the_screen_pop(r: Rig) -> N
         call.answered - call.dialled
     assert rec["customer_id"] is not None  # identified by caller ID
     assert rec["record"]["recordings"], "support records every call (policy always)"
+    # the stored statistics see the talk too (real-2: talk and hold were 0 in reports)
+    report = r.ccd.json("report", "queues", "--total", "--tenant", "demo")
+    support = next(q for q in report if q["queue"] == "support")
+    assert support["answered"] >= 1 and float(support["talk"]) >= float(rec["talk_seconds"])
+    assert float(support["aht"]) < 600
 
 
 def test_abandon_while_queued(r: Rig) -> None:
