@@ -81,7 +81,7 @@ async def test_only_one_runner_holds_the_campaign(db, db_url, clock) -> None:
         await pool.close()
 
 
-async def test_open_attempts_after_a_restart(db, db_url, clock) -> None:
+async def test_open_attempts_after_a_restart(db, db_url, clock, wait_for) -> None:
     tid = db.seed()
     cid = db.campaign(tid, state="running")
     ids = db.contacts(tid, cid, [("+15550100001", None), ("+15550100002", None)])
@@ -118,10 +118,7 @@ async def test_open_attempts_after_a_restart(db, db_url, clock) -> None:
                             variables={"CCD_CAMPAIGN": str(cid),
                                        "CCD_ATTEMPT": str(att[old]["id"])})
         r.on_event(d.CallEnded(clock(), rec2.call_id, "caller", 16, "Normal", 10.0, 12.0, rec2))
-        for _ in range(50):
-            await asyncio.sleep(0.05)
-            if not r._tasks:
-                break
+        await wait_for(lambda: not r._tasks, 30, "the runner's writes")
         att = {a["contact_id"]: a for a in db.attempts(cid)}
         assert (att[fresh]["outcome"], att[fresh]["agent"], float(att[fresh]["talk_seconds"])) \
             == ("answered", "PJSIP/1001", 42.0)
@@ -187,8 +184,8 @@ async def test_scheduled_start_pause_stop_and_resume(db, clock, service, wait_fo
     await svc.start()
     svc.scheduler.start()
     state = lambda: db.q("SELECT state FROM campaigns WHERE id = %s", cid)[0]["state"]  # noqa: E731
-    await wait_for(lambda: state() == "running", 5, "missed start")
-    await wait_for(lambda: cid in svc.runners and svc.runners[cid].locked, 5, "runner")
+    await wait_for(lambda: state() == "running", 20, "missed start")
+    await wait_for(lambda: cid in svc.runners and svc.runners[cid].locked, 20, "runner")
     pause_at = datetime.fromtimestamp(clock() + 3600, UTC).isoformat()
     res = await svc.set_state("spring", "pause", at=pause_at)
     assert res["scheduled"] == "pause" and res["state"] == "running"
@@ -198,12 +195,12 @@ async def test_scheduled_start_pause_stop_and_resume(db, clock, service, wait_fo
     assert state() == "running"
     clock.advance(3601)
     svc.scheduler.wakeup()
-    await wait_for(lambda: state() == "paused", 5, "scheduled pause")
-    await wait_for(lambda: svc.runners[cid].state == "paused", 5, "runner paused")
+    await wait_for(lambda: state() == "paused", 20, "scheduled pause")
+    await wait_for(lambda: svc.runners[cid].state == "paused", 20, "runner paused")
     clock.advance(3600)
     svc.scheduler.wakeup()
-    await wait_for(lambda: state() == "stopped", 5, "scheduled stop")
-    await wait_for(lambda: cid not in svc.runners, 10, "runner gone")
+    await wait_for(lambda: state() == "stopped", 20, "scheduled stop")
+    await wait_for(lambda: cid not in svc.runners, 20, "runner gone")
     done = db.q("SELECT action, result FROM campaign_schedule ORDER BY id")
     assert [(r["action"], r["result"]) for r in done] == [
         ("start", "start: running"), ("pause", "pause: paused"), ("stop", "stop: stopped")]
