@@ -17,7 +17,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from ccd.api import ApiError
 from ccd.campaigns import store
 from ccd.campaigns.model import Campaign
-from ccd.campaigns.runner import CampaignRunner
+from ccd.campaigns.runner import CampaignRunner, Inflight
 from ccd.campaigns.service import CampaignService
 from ccd.config import Config
 from ccd.daemon import Daemon
@@ -130,6 +130,47 @@ async def test_open_attempts_after_a_restart(db, db_url, clock, wait_for) -> Non
         await r.close()
     finally:
         await pool.close()
+
+
+async def test_the_answer_is_stored_whichever_write_lands_first(db, db_url, clock) -> None:
+    """The OriginateResponse (answered), the agent's connect and the call's end are written
+    by different tasks on different pool connections: on a busy machine they commit in any
+    order, and the attempt must still say it was answered (Reason 4, answered_at)."""
+    tid = db.seed()
+    cid = db.campaign(tid, state="running")
+    ids = db.contacts(tid, cid, [("+15550100001", None), ("+15550100002", None)])
+    aid = {}
+    for e164, contact in ids.items():
+        aid[e164] = db.q("INSERT INTO campaign_attempts (tenant_id, campaign_id, contact_id, "
+                         "attempt_no, e164, mode, created_at) VALUES (%s, %s, %s, 1, %s, "
+                         "'progressive', now()) RETURNING id", tid, cid, contact, e164)[0]["id"]
+    now = datetime.fromtimestamp(clock(), UTC)
+    first, second = aid["+15550100001"], aid["+15550100002"]
+    # the agent's connect lands before the answer
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(store.CONNECTED, {"id": first, "at": now, "agent": "PJSIP/1001",
+                                       "call_id": "1.1"})
+        conn.execute(store.ANSWERED, {"id": first, "at": now, "call_id": "1.1",
+                                      "channel": "Local/x", "ring": 2.0})
+    (row,) = db.q("SELECT state, reason, answered_at, connected_at, agent FROM "
+                  "campaign_attempts WHERE id = %s", first)
+    assert (row["state"], row["reason"], row["agent"]) == ("connected", 4, "PJSIP/1001")
+    assert row["answered_at"] is not None and row["connected_at"] is not None
+    # the call's end is stored before the answer ever is
+    pool = await open_async_pool(db_url, max_size=2, name="t")
+    try:
+        r = CampaignRunner(service_stub(db_url, pool, clock, "a"), campaign(db, cid))
+        f = Inflight(second, ids["+15550100002"], "+15550100002", clock(), "progressive",
+                     state="connected", agent="PJSIP/1002")
+        r.inflight[second] = f
+        rec = d.CallRecord(call_id="1.2", outcome="answered", agent="PJSIP/1002",
+                           talk_seconds=5.0, answer=1.0)
+        await r._finish(f, "answered", record=rec, detail="call ended")
+        await r.close()
+    finally:
+        await pool.close()
+    (row,) = db.q("SELECT state, outcome, reason FROM campaign_attempts WHERE id = %s", second)
+    assert (row["state"], row["outcome"], row["reason"]) == ("done", "answered", 4)
 
 
 async def test_final_status_and_callback_survive_the_outcome(db, db_url, clock) -> None:
