@@ -6,6 +6,9 @@
   a superuser URL to use another server instead.
 * ``db_url`` (function): a fresh database on that server with every migration of
   ``sql/`` applied through :mod:`ccd.store.migrate`; dropped after the test.
+
+Hypothesis runs without its per-example deadline and too-slow health check: both measure
+the wall clock, so a busy machine would fail a property that holds.
 """
 
 from __future__ import annotations
@@ -20,7 +23,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from hypothesis import HealthCheck, settings
 from psycopg import sql
+
+settings.register_profile("ccd", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("ccd")
 
 #: the real-PBX suite needs an installed Asterisk (make test-real sets CCD_ASTERISK)
 collect_ignore_glob = [] if os.environ.get("CCD_ASTERISK") else ["real/*"]

@@ -474,6 +474,10 @@ class CampaignRunner:
     async def _store_outcome(self, f: Inflight, outcome: str, reason: int | None,
                              record: d.CallRecord | None, detail: str) -> None:
         now = self.now
+        if reason is None and outcome in rules.LIVE:
+            # the contact answered: Reason 4, even when the call's end is stored before the
+            # OriginateResponse's answer (their writes race on a busy machine)
+            reason = rules.REASON_ANSWERED
         talk = record.talk_seconds if record is not None else None
         agent = f.agent or (rules.record_agent(record.to_dict()) if record is not None else "")
         if self.stats is not None and outcome != rules.NOT_DIALLED and f.mode != "preview":

@@ -115,10 +115,14 @@ UPDATE campaign_contacts SET status = 'dialing', reserved_by = '', reserved_unti
 WHERE id = ANY(%(ids)s)
 """
 
+#: the OriginateResponse said answered; the agent's connect (another task, another pool
+#: connection) may have been stored first: the answer is kept then, the state stays
 ANSWERED = """
-UPDATE campaign_attempts SET state = 'answered', answered_at = %(at)s, reason = 4,
-       call_id = %(call_id)s, channel = %(channel)s, ring_seconds = %(ring)s
-WHERE id = %(id)s AND state = 'dialing'
+UPDATE campaign_attempts SET state = CASE WHEN state = 'dialing' THEN 'answered' ELSE state END,
+       answered_at = COALESCE(answered_at, %(at)s), reason = 4,
+       call_id = CASE WHEN %(call_id)s <> '' THEN %(call_id)s ELSE call_id END,
+       channel = %(channel)s, ring_seconds = %(ring)s
+WHERE id = %(id)s AND state IN ('dialing', 'connected')
 """
 
 CONNECTED = """

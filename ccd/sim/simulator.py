@@ -56,6 +56,7 @@ class SimOptions:
     control_host: str = "127.0.0.1"
     control_port: int | None = None  # None: no control port
     time_scale: float = 1.0
+    start_time: float | None = None  # simulated epoch at start (None: the wall clock now)
     recording_root: Path | None = None
     phones: dict[str, PhoneProfile] = field(default_factory=dict)
     default_phone: PhoneProfile = field(default_factory=PhoneProfile)
@@ -77,7 +78,7 @@ class Simulator:
     ) -> None:
         self.options = options or SimOptions()
         self.config = config or load_pbx_config(self.options.config_dir)
-        self.clock = SimClock(self.options.time_scale)
+        self.clock = SimClock(self.options.time_scale, self.options.start_time)
         self.engine = self._build_engine(self.options.boot_uptime)
         manager = self.config.manager
         general = self.config.files["manager.conf"].section("general")

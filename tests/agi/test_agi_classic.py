@@ -13,6 +13,9 @@ from ccd.agi.classic import main
 from ccd.ivr.flow import BUILTIN_FLOWS
 from ccd.sim.agi_client import HANG_UP, HANGUP, SUCCESS, ScriptedChannel, run_classic_agi
 
+#: ccd-agi runs as a separate process, in real time
+pytestmark = pytest.mark.realtime
+
 ARGV = [sys.executable, "-m", "ccd.agi.classic"]
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 

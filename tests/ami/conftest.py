@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 
 import pytest
 
 from ccd.ami.parser import FrameSplitter, parse_frame
+from ccd.sim.clock import VirtualTimeLoop
 
 
 class ScriptedAmi:
@@ -131,3 +132,18 @@ async def ami() -> AsyncIterator[ScriptedAmi]:
     peer.drop()
     if peer.server is not None:
         peer.server.close()
+
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """Virtual time (:class:`ccd.sim.clock.VirtualTimeLoop`) for the tests whose peers all
+    live in the test's event loop: timeouts, polls and pauses then happen in a fixed order
+    and take exact durations however loaded the machine is. Tests that talk to another
+    process (PostgreSQL, a subprocess: marked ``realtime``) run on an ordinary loop."""
+    if item.get_closest_marker("realtime") or {"db_url", "pg_server_url"} & set(
+        getattr(item, "fixturenames", ())
+    ):
+        return {"realtime": asyncio.new_event_loop}
+    return {"virtual-time": VirtualTimeLoop}

@@ -14,6 +14,7 @@ from pathlib import Path
 import psycopg
 
 from ccd.ami.capture import read_capture
+from ccd.ami.parser import FrameSplitter
 
 CAPTURES = Path("/work/shared/asterisk-captures")
 if not CAPTURES.exists():
@@ -30,6 +31,20 @@ async def wait_for(cond, timeout: float = 20.0) -> None:
     while not cond():
         assert time.monotonic() < end, "timed out"
         await asyncio.sleep(0.1)
+
+
+async def wait_for_async(get, cond, timeout: float = 60.0) -> None:
+    """Poll ``cond(await get())`` until it holds (real seconds: another process runs)."""
+    end = time.monotonic() + timeout
+    while not cond(await get()):
+        assert time.monotonic() < end, "timed out"
+        await asyncio.sleep(0.1)
+
+
+async def events_total(env: dict[str, str]) -> int:
+    """How many AMI events the running daemon has received (``ccd status --json``)."""
+    out = await asyncio.to_thread(ccd, env, "status", "--json")
+    return int(json.loads(out.stdout)["events"]["total"])
 
 
 def ccd(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -70,9 +85,13 @@ async def test_ccd_run_end_to_end(ami, db_url: str, tmp_path: Path) -> None:
         assert rec == ["/var/spool/asterisk/monitor/20261123-201702-support-1795465016.0.wav"]
         human = await asyncio.to_thread(ccd, env, "status")
         assert human.returncode == 0 and "connected" in human.stdout
-        # events arriving just before SIGTERM are flushed, not lost
-        await ami.send(events_of("scenario03"))
-        await asyncio.sleep(0.3)
+        # events the daemon received just before SIGTERM are flushed, not lost: wait until
+        # it has read them all (its event count), however long the machine takes for that
+        late = events_of("scenario03")
+        n = sum(1 for raw in FrameSplitter().feed(late) if raw.startswith(b"Event: "))
+        before = await events_total(env)
+        await ami.send(late)
+        await wait_for_async(lambda: events_total(env), lambda total: total >= before + n)
         proc.send_signal(signal.SIGTERM)
         code = await asyncio.to_thread(proc.wait, 30)
         assert code == 0

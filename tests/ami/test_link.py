@@ -30,9 +30,12 @@ def make_config(tmp_path: Path, port: int, **ami: object) -> Config:
 
 
 async def until(cond, timeout: float = 5.0) -> None:
-    end = time.monotonic() + timeout
+    """Poll ``cond`` until it holds, for ``timeout`` seconds of the loop's clock (virtual
+    time here: see conftest.py)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
     while not cond():
-        if time.monotonic() > end:
+        if loop.time() > end:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.02)
 
@@ -142,9 +145,12 @@ async def test_watchdog_detects_hung_asterisk(daemon, ami) -> None:
     await until(lambda: daemon.client.connected)
     logins = ami.logins
     ami.answer_ping = False  # Asterisk hangs: TCP is up, nothing answers
-    t0 = time.monotonic()
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
     await until(lambda: daemon.client.stats.ping_timeouts >= 1, timeout=3)
-    assert time.monotonic() - t0 < 0.2 + 0.3 + 0.5
+    # on virtual time this is exact: the next Ping within ping_interval (0.2 s), given up
+    # after ping_timeout (0.3 s), seen by the next poll of until() (0.02 s)
+    assert loop.time() - t0 <= 0.2 + 0.3 + 0.02 + 1e-6
     ami.answer_ping = True
     await until(lambda: ami.logins > logins and daemon.client.connected)
 

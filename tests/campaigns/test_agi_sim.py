@@ -15,22 +15,27 @@ def num(i: int) -> str:
     return f"+155501000{i:02d}"
 
 
-def press_on_agi(stack: Any, inst: Any, script: str, digits: dict[str, list[tuple[float, str]]]
-                 ) -> None:
-    """When a channel of endpoint E enters the AGI ``script``, press ``digits[E]`` (real
-    seconds after, digits)."""
+def press_on_agi(stack: Any, plans: dict[str, list[tuple[str, str, float]]]) -> None:
+    """The callers' fingers: ``plans[E]`` is a list of (AGI command, keys, simulated seconds):
+    when the simulated Asterisk starts the next such AGI command on a channel of endpoint E
+    (its AGIExecStart event), E presses the keys that many simulated seconds later. Keyed to
+    the PBX's own events and clock, the keys fall into the same prompt however late a busy
+    machine runs anything (digits pressed early wait in the channel, as DTMF does)."""
     loop = asyncio.get_running_loop()
+    sim = stack.sim
 
-    def on(e: Any) -> None:
-        if e.kind != "ivr_entered" or e.script != script:
+    def on(ev: Any) -> None:
+        if ev.name != "AGIExecStart":
             return
-        ep = e.channel.split("/", 1)[1].rsplit("-", 1)[0]
-        ch = stack.sim.engine.find_channel(e.channel)
-        phone = stack.sim.engine.phones.get(ep)
-        for delay, keys in digits.get(ep, []):
-            loop.call_later(delay, phone.press, ch, keys)
+        ep = ev.get("Channel").split("/", 1)[-1].rsplit("-", 1)[0]
+        plan = plans.get(ep)
+        if not plan or not ev.get("Command").startswith(plan[0][0]):
+            return
+        _, keys, after = plan.pop(0)
+        ch = sim.engine.find_channel(ev.get("Channel"))
+        loop.call_later(sim.clock.real(after), sim.engine.phones.get(ep).press, ch, keys)
 
-    inst.daemon.bus.subscribe("press", on)
+    sim.engine.subscribe(on)
 
 
 async def test_notification_confirm_agent_and_no_input(stack, db, clock, wait_for) -> None:
@@ -43,7 +48,9 @@ async def test_notification_confirm_agent_and_no_input(stack, db, clock, wait_fo
     db.q("UPDATE campaign_contacts SET language = 'fr' WHERE id = %s", ids[num(1)])
     ccd = await stack.ccd()
     stack.hang_up_answered(ccd)
-    press_on_agi(stack, ccd, "notify", {num(1)[1:]: [(0.1, "1")], num(2)[1:]: [(0.1, "2")]})
+    # 1 confirms and 2 asks for an agent while the message plays; 3 never presses anything
+    press_on_agi(stack, {num(1)[1:]: [("GET DATA", "1", 0.5)],
+                         num(2)[1:]: [("GET DATA", "2", 0.5)]})
     await ccd.svc.set_state("reminder", "start")
     await wait_for(lambda: len(db.q("SELECT 1 FROM notification_results")) == 3 and
                    all(a["state"] == "done" for a in db.attempts(cid)) and
@@ -68,7 +75,9 @@ async def test_notification_confirm_agent_and_no_input(stack, db, clock, wait_fo
 async def test_csat_survey_linked_to_call_and_agent(stack, db, wait_for, tmp_path) -> None:
     db.seed()
     ccd = await stack.ccd(service=False)
-    press_on_agi(stack, ccd, "survey", {"2000": [(0.1, "7"), (0.3, "4"), (0.6, "#")]})
+    # an invalid rating, then 4, then a comment of two simulated seconds ended by #
+    press_on_agi(stack, {"2000": [("GET DATA", "7", 0.5), ("GET DATA", "4", 0.5),
+                                  ("RECORD FILE", "#", 2.0)]})
     carol = stack.sim.engine.phones.get("2000")
     call = carol.place_call("survey")
     await wait_for(lambda: bool(db.q("SELECT 1 FROM survey_results")), 20, "a survey result")
@@ -92,11 +101,13 @@ async def test_csat_survey_linked_to_call_and_agent(stack, db, wait_for, tmp_pat
     assert ended2.record.variables["CCD_SURVEY"] == "off"
     assert len(db.q("SELECT 1 FROM survey_results")) == 1
 
-    # a caller who hangs up without rating
-    third = carol.place_call("survey")
-    await wait_for(lambda: any(e.kind == "ivr_entered" and e.call_id == third.linkedid
-                               for e in ccd.events), 10, "third survey started")
-    await asyncio.sleep(0.1)
+    # a caller who hangs up without rating, while the rating prompt plays
+    third = carol.place_call("survey")  # its AGI starts later, over TCP
+    asked: list[Any] = []
+    stack.sim.engine.subscribe(lambda ev: asked.append(ev) if ev.name == "AGIExecStart"
+                               and ev.get("Channel") == third.name
+                               and ev.get("Command").startswith("GET DATA") else None)
+    await wait_for(lambda: bool(asked), 30, "third survey asking for a rating")
     carol.hangup(third)
     await wait_for(lambda: len(db.q("SELECT 1 FROM survey_results")) == 2, 10, "hangup row")
     last = db.q("SELECT * FROM survey_results ORDER BY id DESC LIMIT 1")[0]

@@ -113,21 +113,28 @@ async def test_campaign_runs_through_the_list(stack, db, clock, wait_for) -> Non
     assert st["abandonment"]["live"] == 3 and st["abandonment"]["campaign_pct"] == 0.0
 
 
-@pytest.mark.phones(**{"15550100001": PhoneProfile(answer="auto", answer_delay=10.0),
-                       "15550100002": PhoneProfile(answer="auto", answer_delay=10.0)})
+@pytest.mark.phones(**{"15550100001": PhoneProfile(answer="manual"),
+                       "15550100002": PhoneProfile(answer="manual")})
 async def test_no_agent_within_two_seconds_is_abandoned_with_the_message(stack, db, clock,
                                                                         wait_for) -> None:
     tid = db.seed()
-    cid = db.campaign(tid)
+    cid = db.campaign(tid, ring_timeout=120)  # time enough for the test, however busy
     ids = db.contacts(tid, cid, [(num(1), None), (num(2), None), (num(3), None)])
     ccd = await stack.ccd()
     stack.hang_up_answered(ccd)
     await ccd.svc.set_state(str(cid), "start")
-    await wait_for(lambda: len(db.attempts(cid)) == 2, 10, "two calls ringing")
-    # both agents go on a break while the two contacts' phones ring (10 s simulated)
+    phones = [stack.sim.engine.phones.get(num(i)[1:]) for i in (1, 2)]
+    await wait_for(lambda: all(any(c.state == 5 for c in p.calls) for p in phones), 30,
+                   "two calls ringing")  # 5: Ringing
+    # both agents go on a break while the two contacts' phones ring; then they answer
     for agent in ("PJSIP/1001", "PJSIP/1002"):
         await ccd.daemon.client.command("QueuePause", {"Queue": "outbound", "Interface": agent,
                                                        "Paused": "true", "Reason": "break"})
+    agents = [ccd.daemon.model.agents[a] for a in ("PJSIP/1001", "PJSIP/1002")]
+    await wait_for(lambda: all(a.memberships["outbound"].paused for a in agents), 30,
+                   "ccd sees both agents paused")
+    for p in phones:
+        assert p.answer()
     await wait_for(lambda: all(a["state"] == "done" for a in db.attempts(cid)) and
                    len(db.attempts(cid)) == 2, 20, "both calls ended")
     attempts = db.attempts(cid)
@@ -185,7 +192,10 @@ async def test_restart_mid_campaign_calls_nobody_twice(stack, db, clock, wait_fo
     # then the whole instance is down; contact 2 hangs up while nobody listens
     await a.stop()
     phone[2].hangup()
-    await asyncio.sleep(0.5)
+    call2 = calls[ids[num(2)]]["call_id"]
+    await wait_for(lambda: not any(ch.linkedid == call2
+                                   for ch in stack.sim.engine.channels.values()), 30,
+                   "call 2 gone from the PBX before ccd-b connects")
 
     b = await stack.ccd("ccd-b")
     stack.hang_up_answered(b)

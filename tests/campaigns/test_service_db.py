@@ -17,7 +17,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from ccd.api import ApiError
 from ccd.campaigns import store
 from ccd.campaigns.model import Campaign
-from ccd.campaigns.runner import CampaignRunner
+from ccd.campaigns.runner import CampaignRunner, Inflight
 from ccd.campaigns.service import CampaignService
 from ccd.config import Config
 from ccd.daemon import Daemon
@@ -81,7 +81,7 @@ async def test_only_one_runner_holds_the_campaign(db, db_url, clock) -> None:
         await pool.close()
 
 
-async def test_open_attempts_after_a_restart(db, db_url, clock) -> None:
+async def test_open_attempts_after_a_restart(db, db_url, clock, wait_for) -> None:
     tid = db.seed()
     cid = db.campaign(tid, state="running")
     ids = db.contacts(tid, cid, [("+15550100001", None), ("+15550100002", None)])
@@ -118,10 +118,7 @@ async def test_open_attempts_after_a_restart(db, db_url, clock) -> None:
                             variables={"CCD_CAMPAIGN": str(cid),
                                        "CCD_ATTEMPT": str(att[old]["id"])})
         r.on_event(d.CallEnded(clock(), rec2.call_id, "caller", 16, "Normal", 10.0, 12.0, rec2))
-        for _ in range(50):
-            await asyncio.sleep(0.05)
-            if not r._tasks:
-                break
+        await wait_for(lambda: not r._tasks, 30, "the runner's writes")
         att = {a["contact_id"]: a for a in db.attempts(cid)}
         assert (att[fresh]["outcome"], att[fresh]["agent"], float(att[fresh]["talk_seconds"])) \
             == ("answered", "PJSIP/1001", 42.0)
@@ -133,6 +130,47 @@ async def test_open_attempts_after_a_restart(db, db_url, clock) -> None:
         await r.close()
     finally:
         await pool.close()
+
+
+async def test_the_answer_is_stored_whichever_write_lands_first(db, db_url, clock) -> None:
+    """The OriginateResponse (answered), the agent's connect and the call's end are written
+    by different tasks on different pool connections: on a busy machine they commit in any
+    order, and the attempt must still say it was answered (Reason 4, answered_at)."""
+    tid = db.seed()
+    cid = db.campaign(tid, state="running")
+    ids = db.contacts(tid, cid, [("+15550100001", None), ("+15550100002", None)])
+    aid = {}
+    for e164, contact in ids.items():
+        aid[e164] = db.q("INSERT INTO campaign_attempts (tenant_id, campaign_id, contact_id, "
+                         "attempt_no, e164, mode, created_at) VALUES (%s, %s, %s, 1, %s, "
+                         "'progressive', now()) RETURNING id", tid, cid, contact, e164)[0]["id"]
+    now = datetime.fromtimestamp(clock(), UTC)
+    first, second = aid["+15550100001"], aid["+15550100002"]
+    # the agent's connect lands before the answer
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(store.CONNECTED, {"id": first, "at": now, "agent": "PJSIP/1001",
+                                       "call_id": "1.1"})
+        conn.execute(store.ANSWERED, {"id": first, "at": now, "call_id": "1.1",
+                                      "channel": "Local/x", "ring": 2.0})
+    (row,) = db.q("SELECT state, reason, answered_at, connected_at, agent FROM "
+                  "campaign_attempts WHERE id = %s", first)
+    assert (row["state"], row["reason"], row["agent"]) == ("connected", 4, "PJSIP/1001")
+    assert row["answered_at"] is not None and row["connected_at"] is not None
+    # the call's end is stored before the answer ever is
+    pool = await open_async_pool(db_url, max_size=2, name="t")
+    try:
+        r = CampaignRunner(service_stub(db_url, pool, clock, "a"), campaign(db, cid))
+        f = Inflight(second, ids["+15550100002"], "+15550100002", clock(), "progressive",
+                     state="connected", agent="PJSIP/1002")
+        r.inflight[second] = f
+        rec = d.CallRecord(call_id="1.2", outcome="answered", agent="PJSIP/1002",
+                           talk_seconds=5.0, answer=1.0)
+        await r._finish(f, "answered", record=rec, detail="call ended")
+        await r.close()
+    finally:
+        await pool.close()
+    (row,) = db.q("SELECT state, outcome, reason FROM campaign_attempts WHERE id = %s", second)
+    assert (row["state"], row["outcome"], row["reason"]) == ("done", "answered", 4)
 
 
 async def test_final_status_and_callback_survive_the_outcome(db, db_url, clock) -> None:
@@ -187,8 +225,8 @@ async def test_scheduled_start_pause_stop_and_resume(db, clock, service, wait_fo
     await svc.start()
     svc.scheduler.start()
     state = lambda: db.q("SELECT state FROM campaigns WHERE id = %s", cid)[0]["state"]  # noqa: E731
-    await wait_for(lambda: state() == "running", 5, "missed start")
-    await wait_for(lambda: cid in svc.runners and svc.runners[cid].locked, 5, "runner")
+    await wait_for(lambda: state() == "running", 20, "missed start")
+    await wait_for(lambda: cid in svc.runners and svc.runners[cid].locked, 20, "runner")
     pause_at = datetime.fromtimestamp(clock() + 3600, UTC).isoformat()
     res = await svc.set_state("spring", "pause", at=pause_at)
     assert res["scheduled"] == "pause" and res["state"] == "running"
@@ -198,12 +236,12 @@ async def test_scheduled_start_pause_stop_and_resume(db, clock, service, wait_fo
     assert state() == "running"
     clock.advance(3601)
     svc.scheduler.wakeup()
-    await wait_for(lambda: state() == "paused", 5, "scheduled pause")
-    await wait_for(lambda: svc.runners[cid].state == "paused", 5, "runner paused")
+    await wait_for(lambda: state() == "paused", 20, "scheduled pause")
+    await wait_for(lambda: svc.runners[cid].state == "paused", 20, "runner paused")
     clock.advance(3600)
     svc.scheduler.wakeup()
-    await wait_for(lambda: state() == "stopped", 5, "scheduled stop")
-    await wait_for(lambda: cid not in svc.runners, 10, "runner gone")
+    await wait_for(lambda: state() == "stopped", 20, "scheduled stop")
+    await wait_for(lambda: cid not in svc.runners, 20, "runner gone")
     done = db.q("SELECT action, result FROM campaign_schedule ORDER BY id")
     assert [(r["action"], r["result"]) for r in done] == [
         ("start", "start: running"), ("pause", "pause: paused"), ("stop", "stop: stopped")]

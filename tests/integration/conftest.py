@@ -1,6 +1,12 @@
 """The whole system over real sockets: the simulated Asterisk (AMI over TCP, FastAGI to
 ccd), the ccd daemon (run_daemon: link, model, IVR, services, store) and a real
-PostgreSQL with the demo set-up."""
+PostgreSQL with the demo set-up.
+
+PostgreSQL is another process, so these tests run in real time (the simulator at x10). On a
+busy machine everything takes longer in real time, and every real delay shows up ten times
+longer in simulated time: tests wait for conditions with generous deadlines, and compare
+durations with the simulator's own event timestamps (``stack.events``), never with what
+they expect the wall clock to have done."""
 
 from __future__ import annotations
 
@@ -9,7 +15,7 @@ import contextlib
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +26,7 @@ from ccd.cli.demo import prompt_sounds
 from ccd.config import Config, load
 from ccd.demo_seed import seed
 from ccd.service import run_daemon
+from ccd.sim.events import Event
 from ccd.sim.simulator import SimOptions, Simulator
 
 SCALE = 10.0  # simulated seconds per real second
@@ -40,8 +47,15 @@ class Stack:
     db_url: str
     env: dict[str, str]
     task: asyncio.Task[None]
+    #: every event the simulator emitted (its engines across restarts), in order
+    events: list[Event] = field(default_factory=list)
 
-    async def until(self, cond: Callable[[], Any], timeout: float = 20.0, what: str = "") -> Any:
+    def event(self, name: str, **fields: str) -> list[Event]:
+        """The simulator's events named ``name`` whose fields have the given values."""
+        return [e for e in self.events
+                if e.name == name and all(e.get(k) == v for k, v in fields.items())]
+
+    async def until(self, cond: Callable[[], Any], timeout: float = 60.0, what: str = "") -> Any:
         end = time.monotonic() + timeout
         while True:
             value = cond()
@@ -71,7 +85,7 @@ class Stack:
             r = await self.api("agent", action="login", agent=iface)
             assert r["confirmed"], r
 
-    async def stored_call(self, call_id: str, timeout: float = 20.0) -> tuple:
+    async def stored_call(self, call_id: str, timeout: float = 60.0) -> tuple:
         return await self.until(lambda: self.row(
             "SELECT outcome, agent, hangup_by, queue, end_reason, talk_seconds, record "
             "FROM calls WHERE call_id = %s AND NOT open", call_id), timeout, f"call {call_id}")
@@ -88,7 +102,9 @@ async def stack(db_url: str, tmp_path: Path,
     recordings = tmp_path / "recordings"
     env = {"CCD_DATA_DIR": str(tmp_path), "CCD_DATABASE_URL": db_url,
            "CCD_AGI_PORT": str(agi_port), "CCD_STORE_FLUSH_INTERVAL": "0.05",
-           "CCD_AMI_PING_INTERVAL": "0.3", "CCD_AMI_PING_TIMEOUT": "0.5",
+           # the helpers' blocking queries may hold the loop a moment on a busy machine:
+           # a Pong late by that much is not a hung Asterisk
+           "CCD_AMI_PING_INTERVAL": "0.5", "CCD_AMI_PING_TIMEOUT": "2.0",
            "CCD_AMI_BACKOFF_INITIAL": "0.05", "CCD_AMI_BACKOFF_MAX": "0.3",
            "CCD_RECORDING_DIR": str(recordings), "CCD_WEB_PORT": "0",
            "CCD_WEB_COOKIE_SECURE": "false"}
@@ -113,6 +129,9 @@ async def stack(db_url: str, tmp_path: Path,
     else:
         opts.settings.sounds.update(prompt_sounds(cfg0))
     sim = Simulator(opts)
+    events: list[Event] = []
+    sim.engine.subscribe(events.append)
+    sim.boot_hooks.append(lambda engine: engine.subscribe(events.append))
     await sim.start()
     env["CCD_AMI_PORT"] = str(sim.ami_port)
     config = load(None, env)
@@ -123,7 +142,7 @@ async def stack(db_url: str, tmp_path: Path,
                                  return_when=asyncio.FIRST_COMPLETED)
     if task in done:
         task.result()
-    s = Stack(sim, parts["daemon"], parts["services"], config, db_url, env, task)
+    s = Stack(sim, parts["daemon"], parts["services"], config, db_url, env, task, events)
     await s.until(lambda: s.daemon.client.connected and s.daemon.resyncs >= 1, what="link")
     try:
         yield s

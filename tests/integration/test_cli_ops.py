@@ -55,7 +55,7 @@ async def test_queue_call_and_recording_commands(stack) -> None:
                 return c.call_id
         return ""
 
-    cid = await stack.until(talking, timeout=30, what="answer")
+    cid = await stack.until(talking, what="answer")
     calls = json.loads(await ccd(stack, "calls", "--json"))
     [row] = [c for c in calls if c["call_id"] == cid]
     assert (row["state"], row["talking_to"], row["queue"]) == ("talking", [ALICE], "support")

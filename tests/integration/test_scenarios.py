@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from ccd.sim import scenario as scenario_module
 from ccd.sim.scenario import ScenarioRunner, load_scenario
 
@@ -20,15 +22,20 @@ async def test_inbound_answered_then_abandoned(stack) -> None:
     result = await ScenarioRunner(stack.sim, load_scenario(
         SCENARIOS / "inbound-answered.toml")).run()
     assert result.ok, result.failures
-    rows = await stack.until(lambda: (r := calls(stack)) and len(r) == 2 and r, timeout=20,
+    rows = await stack.until(lambda: (r := calls(stack)) and len(r) == 2 and r,
                              what="two stored calls")
     (out1, by1, q1, agent1, _, end1), (out2, by2, q2, agent2, wait2, end2) = rows
     # the first call: the IVR's queue, answered by a logged-in agent, the caller hangs up
     assert (out1, by1, q1, end1) == ("answered", "caller", "support", "")
     assert agent1 in ("PJSIP/1001", "PJSIP/1002")
-    # the second: both agents paused for "lunch break", the caller gives up after 12 s
+    # the second: both agents paused for "lunch break", the caller gives up after 12 s;
+    # the wait is the simulator's, from joining the queue to abandoning it
     assert (out2, by2, q2, agent2, end2) == ("abandoned", "caller", "support", "", "")
-    assert 11.5 < float(wait2) < 13.5
+    c2 = result.calls["c2"]
+    [joined] = stack.event("QueueCallerJoin", Channel=c2)
+    [abandoned] = stack.event("QueueCallerAbandon", Channel=c2)
+    assert float(wait2) == pytest.approx(abandoned.ts - joined.ts, abs=0.002)
+    assert float(wait2) >= 12.0
     assert not stack.daemon.model.calls
 
 
@@ -37,12 +44,12 @@ async def test_restart_during_a_call(stack) -> None:
         SCENARIOS / "restart-during-call.toml")).run()
     assert result.ok, result.failures
     [(outcome, by, queue, agent, _, end_reason)] = await stack.until(
-        lambda: calls(stack), timeout=20, what="the stored call")
+        lambda: calls(stack), what="the stored call")
     # Asterisk hung the call up as it restarted (cause 4): the system ended it
     assert (outcome, by, queue, end_reason) == ("answered", "system", "support", "")
     assert agent in ("PJSIP/1001", "PJSIP/1002")
     # the agents the scenario logged in were forgotten by the restart; ccd re-added them
     await stack.until(lambda: {m.interface for m in stack.sim.engine.queues.queues["support"]
-                               .members} == {"PJSIP/1001", "PJSIP/1002"}, timeout=20,
+                               .members} == {"PJSIP/1001", "PJSIP/1002"},
                       what="agents re-added after the restart")
     assert stack.daemon.resyncs >= 2 and not stack.daemon.model.calls

@@ -3,8 +3,9 @@ the simulator's FastAGI client with a scripted caller."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from ccd.ivr.app import open_routes
 from ccd.ivr.flow import BUILTIN_FLOWS
 from ccd.ivr.lookup import Directory, MemoryDirectory
 from ccd.sim.agi_client import ScriptedChannel, run_fastagi
+from ccd.sim.clock import VirtualTimeLoop
 
 TEST_FLOWS = Path(__file__).with_name("flows")
 #: Tuesday 2026-11-24 10:00 in Shanghai: the support calendar is open
@@ -82,3 +84,18 @@ async def ivr(flows_dir: Path) -> AsyncIterator[Callable[..., Any]]:
     yield start
     for h in made:
         await h.close()
+
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """Virtual time (:class:`ccd.sim.clock.VirtualTimeLoop`) for the tests whose peers all
+    live in the test's event loop: timeouts, polls and pauses then happen in a fixed order
+    and take exact durations however loaded the machine is. Tests that talk to another
+    process (PostgreSQL, a subprocess: marked ``realtime``) run on an ordinary loop."""
+    if item.get_closest_marker("realtime") or {"db_url", "pg_server_url"} & set(
+        getattr(item, "fixturenames", ())
+    ):
+        return {"realtime": asyncio.new_event_loop}
+    return {"virtual-time": VirtualTimeLoop}

@@ -28,7 +28,10 @@ def thawed() -> Iterator[None]:
 def test_settle_freezes_what_is_alive() -> None:
     keep = [Node() for _ in range(100)]
     s = settle_heap()
-    assert s.frozen == gc.get_freeze_count() >= len(keep)
+    # a frozen object that another thread of the process frees meanwhile (a pool worker, a
+    # test client winding down: more likely on a busy machine) leaves the permanent
+    # generation, so the count may only have shrunk since
+    assert len(keep) <= gc.get_freeze_count() <= s.frozen
     assert s.seconds >= 0
     assert not any(o is keep[0] for o in gc.get_objects())  # out of every generation
 

@@ -16,6 +16,9 @@ from ccd.ami.parser import FrameSplitter, parse_frame
 
 CAPTURES = Path("/work/shared/asterisk-captures")
 CAPTURE_CONFIG = CAPTURES / "config"
+#: the simulated wall clock at start (SimOptions.start_time): with the virtual-time loop of
+#: these tests (conftest.py) a run is then the same to the microsecond every time
+EPOCH = 1_767_268_800.25
 
 
 # --------------------------------------------------------------------------- AMI client

@@ -1,17 +1,21 @@
 """The call engine in-process: queue strategies and rules, recordings, ccd's dialplan
-(asterisk-conf/) with its IVR fallback, feature codes, outbound calls, voicemail."""
+(asterisk-conf/) with its IVR fallback, feature codes, outbound calls, voicemail.
+
+These tests run on virtual time (conftest.py), so the durations they check (RingTime, queue
+timeouts, wrap-up, recording lengths) are exact, whatever else the machine is doing."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import shutil
 import wave
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from sim_support import CAPTURE_CONFIG
+from sim_support import CAPTURE_CONFIG, EPOCH
 
 from ccd.sim.events import Event
 from ccd.sim.phones import PhoneProfile
@@ -158,6 +162,7 @@ async def _sim(
             config_dir=cfg,
             ami_port=0,
             time_scale=SCALE,
+            start_time=EPOCH,
             phones=phones or {},
             recording_root=tmp_path / "rec",
             agi="127.0.0.1:1",
@@ -202,7 +207,10 @@ async def test_linear_goes_down_the_list(conf_dir: Path) -> None:
     assert order == ["PJSIP/1003", "PJSIP/1002", "PJSIP/1001"]
     assert connect.get("Interface") == "PJSIP/1001"
     rna = rec.of("AgentRingNoAnswer")
-    assert 4900 <= int(rna[0].get("RingTime")) <= 5200
+    assert rna[0].get("RingTime") == "5000"  # the queue's timeout = 5, in milliseconds
+    called = rec.of("AgentCalled")
+    # each next member is rung after timeout (5 s) + retry (1 s)
+    assert [round(b.ts - a.ts, 2) for a, b in itertools.pairwise(called)] == [6.0, 6.0]
     assert rec.of("DialEnd", DialStatus="BUSY")
     assert [e.get("Interface") for e in rec.of("AgentRingNoAnswer")] == ["PJSIP/1003", "PJSIP/1002"]
     sim.phone("2000").hangup(call)
@@ -229,7 +237,9 @@ async def test_leastrecent_and_wrapup(conf_dir: Path) -> None:
     done = await rec.wait("AgentComplete", Channel=first.name)
     second = sim.call("2000", "604")
     connect = await rec.wait("AgentConnect", Channel=second.name)
-    assert connect.ts - done.ts >= 3.0
+    # app_queue: time(NULL) - wrapuptime < lastcall, in whole seconds; retried every 1 s
+    assert int(connect.ts) - int(done.ts) >= 4
+    assert 3.0 < connect.ts - done.ts <= 5.0 + 0.1
     sim.phone("2000").hangup(second)
     await rec.wait("Hangup", Channel=second.name)
     await sim.stop()
@@ -247,7 +257,7 @@ async def test_paused_member_and_queue_timeout(conf_dir: Path) -> None:
     abandon = rec.of("QueueCallerAbandon")
     leave = rec.of("QueueCallerLeave")
     assert len(abandon) == len(leave) == 1
-    assert 7.5 <= status.ts - join.ts <= 9.5
+    assert status.ts - join.ts == pytest.approx(8.0, abs=0.01)  # Queue(...,8): QTIMEOUT
     after = await rec.wait("Newexten", Channel=call.name, Application="NoOp")
     assert after.get("AppData") == "after queue TIMEOUT"
     await rec.wait("Hangup", Channel=call.name)
@@ -308,7 +318,8 @@ async def test_recordings_are_real_wav_files(conf_dir: Path) -> None:
     root = conf_dir / "rec" / "rec"
     with wave.open(str(root / f"{talked.uniqueid}.wav")) as w:
         assert (w.getframerate(), w.getsampwidth(), w.getnchannels()) == (8000, 2, 1)
-        assert 3.8 <= w.getnframes() / 8000 <= 4.4
+        # bridged for the 4 simulated seconds the test waited (MixMonitor b), to the ms
+        assert w.getnframes() == pytest.approx(4 * 8000, abs=8)
     assert (root / f"{never.uniqueid}.wav").stat().st_size == 44
     await sim.stop()
 
@@ -359,6 +370,7 @@ async def _ccd_sim(tmp_path: Path, agi: str, **phones: PhoneProfile) -> Simulato
             config_dir=default_config_dir(),
             ami_port=0,
             time_scale=SCALE,
+            start_time=EPOCH,
             agi=agi,
             phones=dict(phones),
             recording_root=tmp_path,

@@ -10,11 +10,10 @@ import json
 import os
 import signal
 import sys
-import time
 from collections.abc import AsyncIterator
 
 import pytest
-from sim_support import CAPTURE_CONFIG, AmiTestClient
+from sim_support import CAPTURE_CONFIG, EPOCH, AmiTestClient
 
 from ccd.ami.client import AmiClient
 from ccd.config import AmiConfig
@@ -28,6 +27,7 @@ async def sim() -> AsyncIterator[Simulator]:
     opts = SimOptions(
         config_dir=CAPTURE_CONFIG,
         ami_port=0,
+        start_time=EPOCH,
         time_scale=SCALE,
         agi="127.0.0.1:1",
         control_port=0,
@@ -133,15 +133,17 @@ async def test_stall_stops_answers_until_released(sim: Simulator) -> None:
 
 
 async def test_slow_link_delays_every_frame(sim: Simulator) -> None:
+    """On virtual time the delay is exact: the answer comes 0.2 s later, or at once."""
     client = await _client(sim)
+    loop = asyncio.get_running_loop()
     sim.slow(0.2)
-    start = time.monotonic()
+    start = loop.time()
     await client.action("Ping")
-    assert time.monotonic() - start >= 0.18
+    assert loop.time() - start == pytest.approx(0.2, abs=1e-9)
     sim.slow(0)
-    start = time.monotonic()
+    start = loop.time()
     await client.action("Ping")
-    assert time.monotonic() - start < 0.15
+    assert loop.time() == start
     await client.close()
 
 
@@ -233,6 +235,7 @@ async def test_ccd_ami_client_survives_faults(sim: Simulator) -> None:
         await client.stop()
 
 
+@pytest.mark.realtime  # a separate ccd sim process runs in real time
 async def test_separate_process_control_port_and_signals(tmp_path) -> None:  # type: ignore[no-untyped-def]
     code = (
         "import sys; import ccd.cli.sim; from ccd.cli.main import main; sys.argv[0] = 'ccd'; main()"

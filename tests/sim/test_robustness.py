@@ -10,7 +10,7 @@ import socket
 from collections.abc import AsyncIterator
 
 import pytest
-from sim_support import CAPTURE_CONFIG, AmiTestClient
+from sim_support import CAPTURE_CONFIG, EPOCH, AmiTestClient
 
 from ccd.sim.ami import server as ami_server
 from ccd.sim.simulator import SimOptions, Simulator
@@ -21,6 +21,7 @@ async def sim() -> AsyncIterator[Simulator]:
     opts = SimOptions(
         config_dir=CAPTURE_CONFIG,
         ami_port=0,
+        start_time=EPOCH,
         time_scale=25.0,
         agi="127.0.0.1:1",
         auth_fail_delay=0.0,

@@ -253,9 +253,24 @@ def test_schema_constraints(db_url: str) -> None:
 
 def test_connection_lost_while_migrating(empty_db_url: str, sql_dir: Path,
                                          pg_proxy: Any) -> None:
-    write(sql_dir, "011_slow.sql", "CREATE TABLE slow (id int);\nSELECT pg_sleep(1);\n")
+    write(sql_dir, "011_slow.sql", "CREATE TABLE slow (id int);\nSELECT pg_sleep(3);\n")
     url = pg_proxy.url(empty_db_url)
-    threading.Timer(0.4, pg_proxy.cut).start()
+
+    def cut_while_011_runs() -> None:
+        """Cut the link once the server is inside 011 (not after a guessed delay: on a
+        busy machine 001-010 may take longer than that)."""
+        with psycopg.connect(empty_db_url, autocommit=True) as watch:
+            end = time.monotonic() + 60
+            while time.monotonic() < end:
+                row = watch.execute("SELECT count(*) FROM pg_stat_activity WHERE state = "
+                                    "'active' AND pid <> pg_backend_pid() AND query LIKE %s",
+                                    ("%pg_sleep(3)%",)).fetchone()
+                if row and row[0]:
+                    pg_proxy.cut()
+                    return
+                time.sleep(0.01)
+
+    threading.Thread(target=cut_while_011_runs, daemon=True).start()
     with pytest.raises(DatabaseUnavailable, match=r"while applying 011_slow\.sql"):
         migrate.upgrade(url, sql_dir)
     # the interrupted migration never committed: it is still pending

@@ -20,7 +20,9 @@ def stack(pg_server_url: str) -> Iterator[Stack]:
     """One simulator + daemon + panel for a test module, with seeded data."""
     url = create_database(pg_server_url)
     ids = seed(url)
-    s = Stack(url, heartbeat_timeout=2.0)
+    # short enough for the silent-panel test, long enough that a heartbeat thread starved
+    # for a moment on a busy machine does not get an agent paused in the other tests
+    s = Stack(url, heartbeat_timeout=5.0)
     s.ids = ids  # type: ignore[attr-defined]
     try:
         yield s.start()

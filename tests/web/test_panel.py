@@ -75,7 +75,7 @@ def test_screen_pop_when_the_phone_rings(stack: Stack, web) -> None:
         stack.login_agent("PJSIP/1001")
         ch = stack.call(caller=("Customer Carol", "5557770001"))
         stack.press(ch, "2")
-        pop = live.wait("pop", timeout=15)
+        pop = live.wait("pop", timeout=30)
         # the pop arrives while the phone rings, before any answer
         assert stack.agent("PJSIP/1001")["state"] == "ringing"
         assert not [c for c in live.of("call") if c["kind"] == "answered"]
@@ -95,13 +95,13 @@ def test_screen_pop_when_the_phone_rings(stack: Stack, web) -> None:
         stack.hangup("2000")
         live.wait("call", lambda c: c["call_id"] == first and c["kind"] == "call_ended")
         wait_until(lambda: rows(stack, "SELECT 1 FROM calls WHERE call_id = %s AND NOT open",
-                                first), 10, "the call stored")
+                                first), 30, "the call stored")
         # next call: the first one is among the customer's recent interactions
         stack.hangup_all()
-        wait_until(lambda: stack.agent("PJSIP/1001")["state"] == "available", 10, "end of wrap-up")
+        wait_until(lambda: stack.agent("PJSIP/1001")["state"] == "available", 30, "end of wrap-up")
         ch = stack.call(caller=("Customer Carol", "5557770001"))
         stack.press(ch, "2")
-        pop2 = live.wait("pop", lambda p: p["call_id"] != first, timeout=15)
+        pop2 = live.wait("pop", lambda p: p["call_id"] != first, timeout=30)
         assert first in [c["call_id"] for c in pop2["recent_calls"]]
 
 
@@ -111,7 +111,7 @@ def test_unknown_caller_and_customer_creation(stack: Stack, web) -> None:
         stack.login_agent("PJSIP/1001")
         ch = stack.call(caller=("Mystery", "5559990000"))
         stack.press(ch, "2")
-        pop = live.wait("pop", timeout=15)
+        pop = live.wait("pop", timeout=30)
         assert pop["customer"] is None and pop["e164"] == "+15559990000"
         assert pop["ivr_path"].startswith("identify(not_found)")
         r = alice.post("/api/customers", json={"name": "Mr Mystery", "phone": pop["e164"],
@@ -124,9 +124,9 @@ def test_unknown_caller_and_customer_creation(stack: Stack, web) -> None:
         bad = alice.post("/api/customers", json={"name": "x", "phone": "not a number"})
         assert bad.status_code == 400
         stack.hangup_all()
-        wait_until(lambda: stack.agent("PJSIP/1001")["state"] == "available", 10, "available")
+        wait_until(lambda: stack.agent("PJSIP/1001")["state"] == "available", 30, "available")
         ch = stack.call(caller=("Mystery", "5559990000"))
-        pop2 = live.wait("pop", lambda p: p["call_id"] != pop["call_id"], timeout=15)
+        pop2 = live.wait("pop", lambda p: p["call_id"] != pop["call_id"], timeout=30)
         assert pop2["customer"]["id"] == cid and pop2["customer"]["name"] == "Mr Mystery"
         assert pop2["ivr_path"].startswith("identify(found)")
 
@@ -202,7 +202,7 @@ def test_blind_transfer_to_an_agent_and_wrap_up(stack: Stack, web, recorder) -> 
             "target": "agent:PJSIP/1002", "attended": False,
             "tenant_id": 1})  # the target is looked up in Alice's tenant
         la.wait("call", lambda c: c["kind"] == "transferred" and c["call_id"] == call_id)
-        wait_until(lambda: stack.answer("1002"), 10, "bob's phone to ring")
+        wait_until(lambda: stack.answer("1002"), 30, "bob's phone to ring")
         lb.wait("call", lambda c: c["kind"] == "agent_connected" and c["agent"] == "PJSIP/1002")
         la.wait("agent_state", lambda s: s["state"] in ("wrapup", "available"))
         # Alice wraps up her part, with the customer
@@ -246,7 +246,7 @@ def test_agent_state_controls_and_click_to_dial(stack: Stack, web, recorder) -> 
                                                     "number": "555 987 6543"})
         assert r.json()["result"]["number"] == "+15559876543"  # dialled in E.164
         wait_until(lambda: stack.bridge.read(lambda m: any(
-            c.name.startswith("PJSIP/1001-") for c in m.channels.values())), 10,
+            c.name.startswith("PJSIP/1001-") for c in m.channels.values())), 30,
             "alice's phone to be called")
         stack.hangup_all()
         assert alice.post("/api/agent/logout").status_code == 200
@@ -273,14 +273,14 @@ def test_supervisor_wallboard_force_and_listen(stack: Stack, web, recorder) -> N
         ls.wait("agent_state", lambda s: s["agent_id"] == ids["a_alice"] and s["state"] == "on_call"
                 and s["call"]["caller_name"] == "Customer Carol")
         ls.wait("queues", lambda q: any(r["queue"] == "support" for r in q))
-        ls.wait("stats", lambda s: len(s["intervals"]) >= 1, timeout=15)
+        ls.wait("stats", lambda s: len(s["intervals"]) >= 1, timeout=30)
         # listen in: ChanSpy originated to the supervisor's phone
         r = sue.post(f"/api/agents/{ids['a_alice']}/spy", json={"mode": "listen"})
         assert r.status_code == 200, r.text
         assert recorder.calls[-1] == ("spy", {"agent": "PJSIP/1001", "supervisor": "PJSIP/1004",
                                               "mode": "listen", "tenant_id": 1})
         wait_until(lambda: stack.bridge.read(lambda m: any(
-            c.name.startswith("PJSIP/1004-") for c in m.channels.values())), 10,
+            c.name.startswith("PJSIP/1004-") for c in m.channels.values())), 30,
             "the supervisor's phone to be called")
         assert sue.post(f"/api/agents/{ids['a_alice']}/spy",
                         json={"mode": "record"}).status_code == 400
@@ -303,27 +303,33 @@ def test_supervisor_wallboard_force_and_listen(stack: Stack, web, recorder) -> N
 
 def test_silent_panel_pauses_the_agent_and_its_return_unpauses(stack: Stack, web) -> None:
     alice = web("alice")
+    hb = stack.panel.heartbeat
+    iface = "PJSIP/1001"
     live = Live(stack.url, alice.cookie).connect()
     live.wait("hello")
-    stack.login_agent("PJSIP/1001")
-    live.close()  # browser closed: no more heartbeats (timeout 2 s in these tests)
-    wait_until(lambda: stack.agent("PJSIP/1001")["reason"] == "connection-lost", 8,
+    stack.login_agent(iface)
+    live.close()  # browser closed: no more heartbeats (timeout 5 s in these tests)
+    wait_until(lambda: stack.agent(iface)["reason"] == "connection-lost", 30,
                "the connection-lost pause")
-    assert stack.agent("PJSIP/1001")["state"] == "paused"
+    assert stack.agent(iface)["state"] == "paused"
     back = Live(stack.url, alice.cookie).connect()
     try:
-        wait_until(lambda: not stack.agent("PJSIP/1001")["paused"], 5, "the unpause")
-        assert stack.agent("PJSIP/1001")["state"] == "available"
+        wait_until(lambda: not stack.agent(iface)["paused"], 30, "the unpause")
+        assert stack.agent(iface)["state"] == "available"
         # a pause for another reason is never undone by heartbeats
         assert alice.post("/api/agent/pause", json={"reason": "lunch"}).status_code == 200
+        wait_until(lambda: stack.agent(iface)["reason"] == "lunch", 30, "the lunch pause")
         back.close()
-        time.sleep(3.5)  # longer than the timeout: the monitor sees the silence
-        assert stack.agent("PJSIP/1001")["reason"] == "lunch"
+        # the monitor notices the silence (and leaves the lunch pause alone) ...
+        wait_until(lambda: iface in hb._silent, 30, "the monitor to see the silence")
+        assert stack.agent(iface)["reason"] == "lunch"
         again = Live(stack.url, alice.cookie).connect()
-        time.sleep(1.5)
-        assert stack.agent("PJSIP/1001")["reason"] == "lunch"
+        # ... and the panel's return (a sweep takes it from the returned set)
+        wait_until(lambda: iface not in hb._silent and iface not in hb._returned, 30,
+                   "the monitor to see the return")
+        assert stack.agent(iface)["reason"] == "lunch"
         again.close()
-        assert stack.panel.heartbeat.paused >= 1 and stack.panel.heartbeat.unpaused >= 1
+        assert hb.paused >= 1 and hb.unpaused >= 1
     finally:
         back.close()
 

@@ -71,7 +71,7 @@ def test_session_cookie_flags_and_logout_ends_every_session(stack: Stack) -> Non
     live = Live(stack.url, old).connect()
     live.wait("hello")
     assert w.form("/logout", {}).status_code == 302
-    wait_until(lambda: not live.sio.connected, 5, "the socket to be closed by the logout")
+    wait_until(lambda: not live.sio.connected, 30, "the socket to be closed by the logout")
     # the old cookie is dead everywhere: HTTP and Socket.IO
     assert requests.get(stack.url + "/api/me", headers={"Cookie": old}).status_code == 401
     with pytest.raises(socketio.exceptions.ConnectionError):
@@ -211,7 +211,7 @@ def test_an_agent_cannot_read_or_act_on_another_agents_call(stack: Stack, web) -
         call_id = stack.ringing_call("PJSIP/1002")
         socks["bob"].wait("pop", lambda p: p["call_id"] == call_id)
         assert stack.answer("1002")
-        wait_until(lambda: stack.agent("PJSIP/1002")["state"] == "on_call", 10, "bob on call")
+        wait_until(lambda: stack.agent("PJSIP/1002")["state"] == "on_call", 30, "bob on call")
         for action, body in (("hangup", {}), ("hold", {}), ("unhold", {}),
                              ("record", {"what": "pause"}),
                              ("transfer", {"kind": "agent", "target": ids["a_alice"]}),
@@ -241,7 +241,7 @@ def test_an_agent_cannot_read_or_act_on_another_agents_call(stack: Stack, web) -
         # once the call is over, the stored call is what decides
         stack.hangup_all()
         wait_until(lambda: _count(stack, "SELECT count(*) FROM calls WHERE call_id = %s "
-                                         "AND NOT open", call_id), 10, "the stored call")
+                                         "AND NOT open", call_id), 30, "the stored call")
         assert sue.get(f"/api/calls/{call_id}").status_code == 200
         assert bob.get(f"/api/calls/{call_id}").status_code == 200
         for w in (alice, dave, gina):
@@ -262,7 +262,7 @@ def test_transfer_to_a_number_outside_the_dial_patterns_is_refused(stack: Stack,
         stack.call(caller=("Customer Carol", "5557770001"))
         call_id = stack.ringing_call("PJSIP/1001")
         assert stack.answer("1001")
-        wait_until(lambda: stack.agent("PJSIP/1001")["state"] == "on_call", 10, "alice on call")
+        wait_until(lambda: stack.agent("PJSIP/1001")["state"] == "on_call", 30, "alice on call")
         # international, premium-rate, Caribbean NANP, satellite and short numbers: the
         # tenant's patterns are national-only (sql/056)
         for number in ("00123456789", "1", "9" * 20, "+442079460000", "011442079460000",
@@ -298,10 +298,10 @@ def test_transfer_to_a_number_outside_the_dial_patterns_is_refused(stack: Stack,
 
 INJECTIONS = [
     {"sort": "id; DROP TABLE tickets; --"},
-    {"sort": "(SELECT pg_sleep(3))"},
+    {"sort": "(SELECT nextval('injected'))"},
     {"sort": "created_at DESC, (SELECT 1/0)"},
     {"order": "asc; DELETE FROM tickets"},
-    {"order": "DESC, (SELECT pg_sleep(3))"},
+    {"order": "DESC, (SELECT nextval('injected'))"},
     {"status": "open' OR '1'='1"},
     {"priority": "x' OR 1=1 --"},
     {"assignee": "agent:1 OR 1=1"},
@@ -321,11 +321,13 @@ def test_sort_and_filter_parameters_cannot_inject_sql(stack: Stack, web) -> None
     mine = _count(stack, "SELECT count(*) FROM tickets WHERE tenant_id = 1")
     active = _count(stack, "SELECT count(*) FROM tickets WHERE tenant_id = 1 "
                            "AND status NOT IN ('resolved', 'closed')")
+    # injected SQL that runs leaves a trace: this sequence has been called
+    with psycopg.connect(stack.db_url, autocommit=True) as conn:
+        conn.execute("CREATE SEQUENCE IF NOT EXISTS injected")
     for params in INJECTIONS:
-        t0 = time.monotonic()
         r = alice.get("/api/tickets", params=params)
         assert r.status_code == 200, (params, r.text)
-        assert time.monotonic() - t0 < 2.5, params  # no pg_sleep ran
+        assert _count(stack, "SELECT count(*) FROM injected WHERE is_called") == 0, params
         result = r.json()["result"]
         assert ids["k_globex"] not in [t["id"] for t in result["tickets"]]
         assert result["total"] <= mine
@@ -401,7 +403,7 @@ def test_a_ringing_phone_gives_no_call_controls(stack: Stack, web) -> None:
                 assert r.status_code == 403, (action, r.text)
             assert stack.bridge.read(lambda m: call_id in m.calls)
             assert stack.answer("1001")
-            wait_until(lambda: stack.agent("PJSIP/1001")["state"] == "on_call", 10, "on call")
+            wait_until(lambda: stack.agent("PJSIP/1001")["state"] == "on_call", 30, "on call")
             assert alice.post(f"/api/calls/{call_id}/hangup").status_code == 200
         finally:
             stack.hangup_all()

@@ -49,7 +49,7 @@ PASSWORD = "correct-horse-42"
 ARTIFACTS = HERE.parents[1] / "test-artifacts"
 
 
-def wait_until(cond: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+def wait_until(cond: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
     """Poll ``cond`` until it returns something truthy; that value, or AssertionError."""
     end = time.monotonic() + timeout
     while True:
@@ -230,7 +230,7 @@ class Stack:
     def press(self, channel: Any, digits: str, phone: str = "2000") -> None:
         self.on_loop(lambda: self.sim.phone(phone).press(channel, digits))
 
-    def answer(self, endpoint: str, timeout: float = 5.0) -> bool:
+    def answer(self, endpoint: str, timeout: float = 15.0) -> bool:
         """Pick up the ringing phone; the model may see AgentCalled a moment before the
         simulated phone has the call, so this retries briefly."""
         end = time.monotonic() + timeout
@@ -380,7 +380,7 @@ class Live:
             return [d for n, d in self.got if n == name]
 
     def wait(self, name: str, pred: Callable[[Any], bool] = lambda _: True,
-             timeout: float = 10.0) -> Any:
+             timeout: float = 30.0) -> Any:
         end = time.monotonic() + timeout
         with self._cv:
             while True:
