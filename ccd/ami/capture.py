@@ -7,6 +7,9 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
+#: a ``# t=`` value this large is an epoch time, not seconds since the capture started
+EPOCH_FLOOR = 1e9
+
 
 def server_bytes(data: bytes) -> bytes:
     """Drop comment lines (``#`` + LF terminated) and keep Asterisk's bytes verbatim."""
@@ -29,8 +32,10 @@ def timed_chunks(data: bytes) -> list[tuple[float, bytes]]:
     """The server bytes of a capture in pieces, each with its receive time (epoch seconds).
 
     Uses the captures' ``# start_epoch=`` header and ``# t=<seconds>`` lines, so events
-    without a ``Timestamp`` field (``timestampevents=no``) still get a time. A plain AMI
-    log without those lines is one piece with time 0.
+    without a ``Timestamp`` field (``timestampevents=no``) still get a time. ``t=`` is
+    seconds since the start in the first captures and epoch seconds in later ones
+    (``real-2/``, ``real-3/``); a value past 10^9 is taken as epoch. A plain AMI log
+    without those lines is one piece with time 0.
     """
     start = 0.0
     t = 0.0
@@ -48,11 +53,17 @@ def timed_chunks(data: bytes) -> list[tuple[float, bytes]]:
                 except (ValueError, IndexError):
                     continue
                 if buf:
-                    out.append((start + t if start else 0.0, bytes(buf)))
+                    out.append((_when(start, t), bytes(buf)))
                     buf.clear()
                 t = new_t
             continue
         buf += line
     if buf:
-        out.append((start + t if start else 0.0, bytes(buf)))
+        out.append((_when(start, t), bytes(buf)))
     return out
+
+
+def _when(start: float, t: float) -> float:
+    if t >= EPOCH_FLOOR:
+        return t
+    return start + t if start else 0.0
