@@ -14,7 +14,7 @@ from rich.table import Table
 
 from ccd.ami.capture import timed_chunks
 from ccd.ami.ingest import Ingest
-from ccd.cli.main import EXIT_NOT_FOUND, cli, pass_ctx
+from ccd.cli.main import EXIT_NOT_FOUND, EXIT_UNAVAILABLE, Ctx, cli, pass_ctx
 from ccd.model.domain import CallEnded, DomainEvent
 from ccd.model.live import LiveModel
 
@@ -43,22 +43,51 @@ def _summary(e: dict[str, Any]) -> str:
     return " ".join(f"{k}={v}" for k, v in e.items() if k not in skip and v not in ("", None, []))
 
 
+def _store(ctx: Ctx, events: list[DomainEvent]) -> dict[str, int]:
+    """Write the events into the configured database (exit 3 if it is unreachable)."""
+    import logging
+
+    from ccd.store import migrate
+    from ccd.store.backfill import store_events_sync
+    from ccd.store.db import DatabaseUnavailable
+    from ccd.store.embedded import database_url
+
+    config = ctx.config
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    try:
+        with database_url(config) as url:
+            migrate.upgrade(url)
+            res = store_events_sync(config, url, events)
+    except (DatabaseUnavailable, TimeoutError, OSError) as exc:
+        click.echo(f"ccd replay: the events could not be stored: {exc or 'timed out'}\n"
+                   "nothing is half-done: run the same command again when the database is "
+                   "reachable (events already stored are skipped)", err=True)
+        sys.exit(EXIT_UNAVAILABLE)
+    return {"written": res.written, "already_stored": res.duplicates,
+            "refused": res.rejected}
+
+
 @cli.command()
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--agents/--no-agents", default=True, help="Include agent state changes.")
+@click.option("--store", "store", is_flag=True,
+              help="Also write what is derived into the configured database (backfill; "
+                   "idempotent: events already stored are skipped).")
 @pass_ctx
-def replay(ctx, file: Path, as_json: bool, agents: bool) -> None:
+def replay(ctx: Ctx, file: Path, as_json: bool, agents: bool, store: bool) -> None:
     """Replay a recorded AMI stream and show the domain events and call records.
 
     FILE holds raw AMI frames as Asterisk sent them; lines starting with '#'
-    (the captures' comments) are ignored.
+    (the captures' comments) are ignored. With --store the events go through the
+    daemon's writer into the database, so `ccd report` shows them.
     """
     if not file.exists():
         click.echo(f"ccd replay: {file}: no such file", err=True)
         sys.exit(EXIT_NOT_FOUND)
     model = LiveModel(ctx.config.model_config_obj())
     events, ingest = replay_file(file, model)
+    stored = _store(ctx, events) if store else None
     if not agents:
         events = [e for e in events if e.kind != "agent_state"]
     calls = [e.record for e in events if isinstance(e, CallEnded)]
@@ -71,6 +100,8 @@ def replay(ctx, file: Path, as_json: bool, agents: bool) -> None:
                       "model_errors": ingest.stats.model_errors,
                       "open_calls": len(model.calls)},
         }
+        if stored is not None:
+            out["stored"] = stored
         click.echo(json.dumps(out, indent=2, ensure_ascii=False))
         return
     console = Console()
@@ -92,6 +123,9 @@ def replay(ctx, file: Path, as_json: bool, agents: bool) -> None:
                   r.hangup_by, f"{r.talk_seconds:.3f}", f"{r.total_seconds:.3f}",
                   "\n".join(Path(x).name for x in r.recordings))
     console.print(c)
+    if stored is not None:
+        console.print(f"stored {stored['written']} events ({stored['already_stored']} were "
+                      f"already stored, {stored['refused']} refused)")
     if ingest.stats.malformed or model.calls:
         console.print(f"[yellow]{ingest.stats.malformed} malformed frames skipped, "
                       f"{len(model.calls)} calls still open at the end of the stream[/]")

@@ -819,16 +819,18 @@ class EventWriter:
                      self.spool.dir, self.batch_size, self.flush_interval)
         self._task = asyncio.create_task(self._run(), name="ccd-store-writer")
 
-    def submit(self, event: DomainEvent) -> str:
+    def submit(self, event: DomainEvent, event_id: str | None = None) -> str:
         """Accept one event: append it to the spool and return its ``event_id``.
 
-        Never waits for the database. Raises :class:`WriterClosed` before :meth:`start`
-        or after :meth:`close`, and ``OSError`` if the spool cannot be written (the
-        event is then not accepted).
+        ``event_id`` defaults to a new :func:`uuid7`; a backfill passes deterministic ids
+        (:func:`ccd.store.backfill.replay_event_ids`) so that storing the same events
+        again writes nothing. Never waits for the database. Raises :class:`WriterClosed`
+        before :meth:`start` or after :meth:`close`, and ``OSError`` if the spool cannot
+        be written (the event is then not accepted).
         """
         if self._task is None or self._closing:
             raise WriterClosed("the event writer is not running")
-        event_id = uuid7()
+        event_id = str(uuid.UUID(event_id)) if event_id is not None else uuid7()
         self.spool.append(event_id, _clean(event.to_dict()))
         self._notify()
         return event_id
