@@ -56,6 +56,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from ccd.config import Config
+from ccd.ivr.phone import PLANS, to_e164
 from ccd.model.domain import DomainEvent
 from ccd.store.db import describe_error
 
@@ -486,13 +487,20 @@ WHERE c.call_id = %(call_id)s AND l.uniqueid IS NOT NULL
 ON CONFLICT (call_id, uniqueid) DO NOTHING
 """
 
+# The customer of a call, in the call's tenant: the id the IVR identified (CCD_CUSTOMER_ID,
+# copied by the dialplan into CUSTOMER_ID), else the customer's number (the caller's, or
+# the dialled one of an outbound call) in E.164 as the tenant's default country writes it
+# (%(e164s)s maps country -> E.164, see customer_numbers()). A customer_id of another
+# tenant is never kept.
 CUSTOMER: LiteralString = """
 UPDATE calls c SET customer_id = COALESCE(
     (SELECT cu.id FROM customers cu WHERE cu.tenant_id = c.tenant_id
-        AND cu.account_no = NULLIF(c.variables ->> 'CUSTOMER_ID', '')),
-    (SELECT p.customer_id FROM customer_phones p WHERE p.tenant_id = c.tenant_id
-        AND p.e164 = NULLIF(c.caller_num, '')),
-    c.customer_id)
+        AND cu.id::text = COALESCE(NULLIF(c.variables ->> 'CCD_CUSTOMER_ID', ''),
+                                   NULLIF(c.variables ->> 'CUSTOMER_ID', ''))),
+    (SELECT p.customer_id FROM customer_phones p JOIN tenants t ON t.id = p.tenant_id
+        WHERE p.tenant_id = c.tenant_id
+          AND p.e164 = (%(e164s)s::jsonb ->> t.default_country)),
+    (SELECT cu.id FROM customers cu WHERE cu.id = c.customer_id AND cu.tenant_id = c.tenant_id))
 WHERE c.call_id = %(call_id)s
 """
 
@@ -640,6 +648,21 @@ def _s(v: Any) -> str:
     return "" if v is None else str(v)
 
 
+def customer_numbers(number: str) -> Jsonb:
+    """``{country: E.164}`` of a number as each known country's plan reads it (the SQL
+    picks the call tenant's default country)."""
+    out: dict[str, str] = {}
+    for country in PLANS:
+        e164 = to_e164(number, country) if number else None
+        if e164:
+            out[country] = e164
+    return Jsonb(out)
+
+
+def _customer_number(direction: str, caller_num: str, dialed: str) -> str:
+    return dialed if direction == "outbound" and dialed else caller_num
+
+
 def plan(event_id: str, event: dict[str, Any]) -> list[Statement]:
     """The SQL statements that store one event (its row in call_events and projections).
 
@@ -663,7 +686,9 @@ def plan(event_id: str, event: dict[str, Any]) -> list[Statement]:
         if event.get("uniqueid"):
             out.append((LEG, {**base, "uniqueid": _s(event["uniqueid"]),
                               "channel": _s(event.get("channel"))}))
-        out.append((CUSTOMER, base))
+        number = _customer_number(_s(event.get("direction")), _s(event.get("caller_num")),
+                                  _s(event.get("dialed")))
+        out.append((CUSTOMER, {**base, "e164s": customer_numbers(number)}))
     elif kind == "call_ended" and call_id and isinstance(record, dict):
         out.extend(_call_ended(base, record))
     elif call_id:
@@ -721,7 +746,9 @@ def _call_ended(base: dict[str, Any], r: dict[str, Any]) -> Iterable[Statement]:
         "record": Jsonb(r)})
     yield (LEGS, {**base, "uniqueids": uniqueids, "channels": channels[:len(uniqueids)]})
     yield (RECORDINGS, {**base, "paths": [_s(p) for p in r.get("recordings") or []]})
-    yield (CUSTOMER, base)
+    number = _customer_number(_s(r.get("direction")), _s(r.get("caller_num")),
+                              _s(r.get("dialed")))
+    yield (CUSTOMER, {**base, "e164s": customer_numbers(number)})
 
 
 # ------------------------------------------------------------------------ writer
