@@ -43,12 +43,14 @@ def _summary(e: dict[str, Any]) -> str:
     return " ".join(f"{k}={v}" for k, v in e.items() if k not in skip and v not in ("", None, []))
 
 
-def _store(ctx: Ctx, events: list[DomainEvent]) -> dict[str, int]:
-    """Write the events into the configured database (exit 3 if it is unreachable)."""
+def _replay_and_store(ctx: Ctx, file: Path, model: LiveModel
+                      ) -> tuple[list[DomainEvent], Ingest, dict[str, int]]:
+    """Replay with the database's queue wrap-up times (as the daemon's model has them),
+    then write the events into it; exit 3 if it is unreachable."""
     import logging
 
     from ccd.store import migrate
-    from ccd.store.backfill import store_events_sync
+    from ccd.store.backfill import queue_wrapups, store_events_sync
     from ccd.store.db import DatabaseUnavailable
     from ccd.store.embedded import database_url
 
@@ -57,14 +59,16 @@ def _store(ctx: Ctx, events: list[DomainEvent]) -> dict[str, int]:
     try:
         with database_url(config) as url:
             migrate.upgrade(url)
+            model.config.wrapup.update(queue_wrapups(url))
+            events, ingest = replay_file(file, model)
             res = store_events_sync(config, url, events)
     except (DatabaseUnavailable, TimeoutError, OSError) as exc:
         click.echo(f"ccd replay: the events could not be stored: {exc or 'timed out'}\n"
                    "nothing is half-done: run the same command again when the database is "
                    "reachable (events already stored are skipped)", err=True)
         sys.exit(EXIT_UNAVAILABLE)
-    return {"written": res.written, "already_stored": res.duplicates,
-            "refused": res.rejected}
+    return events, ingest, {"written": res.written, "already_stored": res.duplicates,
+                            "refused": res.rejected}
 
 
 @cli.command()
@@ -86,8 +90,11 @@ def replay(ctx: Ctx, file: Path, as_json: bool, agents: bool, store: bool) -> No
         click.echo(f"ccd replay: {file}: no such file", err=True)
         sys.exit(EXIT_NOT_FOUND)
     model = LiveModel(ctx.config.model_config_obj())
-    events, ingest = replay_file(file, model)
-    stored = _store(ctx, events) if store else None
+    stored: dict[str, int] | None = None
+    if store:
+        events, ingest, stored = _replay_and_store(ctx, file, model)
+    else:
+        events, ingest = replay_file(file, model)
     if not agents:
         events = [e for e in events if e.kind != "agent_state"]
     calls = [e.record for e in events if isinstance(e, CallEnded)]

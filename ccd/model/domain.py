@@ -209,6 +209,7 @@ class AgentStateChanged(DomainEvent):
     queues: list[str] = field(default_factory=list)
     paused: bool = False  # paused in a queue, whatever the state shows
     source: str = ""  # "resync" when caused by reconciling with Asterisk after a reconnect
+    until: float | None = None  # wrapup: when Asterisk's wrap-up time is up
 
 
 @dataclass(slots=True)
@@ -261,6 +262,9 @@ class CallRecord:
     segments: list[Segment] = field(default_factory=list)
     talk_seconds: float = 0.0
     hold_seconds: float = 0.0
+    #: every hold: {"agent", "channel", "party", "start", "end", "seconds"}; ``agent`` is
+    #: whose handling it is (the held agent, or the agent talking when the caller was held)
+    holds: list[dict[str, Any]] = field(default_factory=list)
     total_seconds: float = 0.0
     hangup_by: str = ""
     hangup_cause: int = 0

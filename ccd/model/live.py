@@ -78,6 +78,7 @@ class Channel:
     left_by_transfer: bool = False
     redirected: bool = False
     held_since: float | None = None
+    held_for: str = ""  # the agent whose hold it is
     agi_script: str = ""
     agi_since: float = 0.0
     pending_recording: str = ""
@@ -733,6 +734,10 @@ class LiveModel:
         call = self.calls[ch.linkedid]
         ch.held_since = e.ts
         party = "caller" if ch.uniqueid == call.customer else "agent"
+        if party == "agent":
+            ch.held_for = ch.interface
+        else:  # the caller is held by the agent talking to it
+            ch.held_for = next((s.agent for s in call.open_segments.values()), "")
         out.append(d.CallHeld(e.ts, call.call_id, ch.name, party))
         agent = self.agents.get(ch.interface)
         if agent is not None:
@@ -751,6 +756,8 @@ class LiveModel:
         secs = round(ts - since, 3)
         call.record.hold_seconds += secs
         party = "caller" if ch.uniqueid == call.customer else "agent"
+        call.record.holds.append({"agent": ch.held_for, "channel": ch.name, "party": party,
+                                  "start": since, "end": ts, "seconds": secs})
         out.append(d.CallUnheld(ts, call.call_id, ch.name, party, secs))
         agent = self.agents.get(ch.interface)
         if agent is not None:
@@ -1093,7 +1100,8 @@ class LiveModel:
         agent.since = ts
         out.append(d.AgentStateChanged(ts, agent.interface, agent.name, state, previous, reason,
                                        call_id, sorted(agent.memberships), agent.paused,
-                                       self._source))
+                                       self._source,
+                                       agent.wrapup_until if state == "wrapup" else None))
 
     # ------------------------------------------------------------------ system
 

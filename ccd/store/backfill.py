@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ccd.config import Config
 from ccd.model.domain import DomainEvent
-from ccd.store.db import open_async_pool
+from ccd.store.db import connect, open_async_pool
 from ccd.store.writer import EventWriter
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,14 @@ def replay_event_ids(events: Sequence[DomainEvent]) -> list[str]:
         seen[key] += 1
         ids.append(str(uuid.uuid5(REPLAY_NAMESPACE, f"{key}|{n}")))
     return ids
+
+
+def queue_wrapups(url: str) -> dict[str, float]:
+    """Each queue's wrap-up seconds from the database, as the daemon gives them to its
+    model (``Services.sync_queue_settings``)."""
+    with connect(url, application_name="ccd-replay") as conn:
+        return {name: float(w) for name, w in conn.execute(
+            "SELECT name, wrapup_seconds FROM queues WHERE wrapup_seconds > 0")}
 
 
 @dataclass(slots=True)

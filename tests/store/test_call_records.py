@@ -17,7 +17,7 @@ from ccd.cli.replay import replay_file
 from ccd.config import load
 from ccd.demo_seed import seed
 from ccd.model.live import LiveModel
-from ccd.store.backfill import store_events
+from ccd.store.backfill import queue_wrapups, store_events
 
 CAPTURES = Path("/work/shared/asterisk-captures")
 if not CAPTURES.exists():
@@ -41,7 +41,9 @@ def backfill(db_url: str, tmp_path: Path, *names: str) -> None:
     seed(db_url, tmp_path)
     config = load(None, {"CCD_DATA_DIR": str(tmp_path), "CCD_DATABASE_URL": db_url})
     for name in names:
-        events, _ = replay_file(capture(name), LiveModel(config.model_config_obj()))
+        model = LiveModel(config.model_config_obj())
+        model.config.wrapup.update(queue_wrapups(db_url))
+        events, _ = replay_file(capture(name), model)
         asyncio.run(store_events(config, db_url, events))
 
 
@@ -81,3 +83,26 @@ def test_caller_number_in_e164_finds_the_customer(db_url: str, tmp_path: Path) -
     row = call(db_url, "1795465016.0")
     assert (row["tenant"], row["caller_num"]) == ("demo", "5557770001")
     assert row["customer_id"] == customer(db_url, "+15557770001")
+
+
+# ------------------------------------------------------------------ #2 statistics
+
+
+def test_stored_statistics_have_talk_hold_and_an_honest_aht(db_url: str, tmp_path: Path
+                                                            ) -> None:
+    """T5e stored, then `ccd report`'s computation: the talk (11.443 s, hold included) and
+    hold (5.093 s) of expected.json, the demo queue's 10 s wrap-up, AHT = talk + wrap-up."""
+    from datetime import UTC, datetime
+
+    from ccd.jobs.stats import compute
+
+    backfill(db_url, tmp_path, "T5e-")
+    truth = expected("T5e-")["calls"][0]
+    with psycopg.connect(db_url) as conn:
+        st = compute(conn, datetime(2026, 12, 8, tzinfo=UTC), datetime(2026, 12, 9, tzinfo=UTC))
+    tot = st.totals("support")
+    assert tot.answered == 1
+    assert tot.talk == pytest.approx(truth["talk_time_s_incl_hold"], abs=0.02)
+    assert tot.hold == pytest.approx(truth["hold_time_s"], abs=0.01)
+    assert tot.wrapup == pytest.approx(10.0, abs=0.01)
+    assert tot.aht == pytest.approx(truth["talk_time_s_incl_hold"] + 10.0, abs=0.03)
