@@ -15,10 +15,14 @@ How Asterisk's events become facts (learned from the real captures):
   pairs, so direct dials, blind and attended transfers and local-channel
   optimisation all come out as *segments* (party, start, end).
 * Who hung up is the first teardown sign on a party of the conversation: a hard
-  ``HangupRequest`` (the far end sent BYE), a ``SoftHangupRequest`` (AMI Hangup;
-  cause 4 = Asterisk shutting down; after a dialplan ``Hangup()`` it is the
-  system), or leaving the bridge for no other reason. ``AgentComplete``'s Reason
-  is not trusted: Asterisk reports ``caller`` for agent hang-ups made over AMI.
+  ``HangupRequest`` (the far end sent BYE), a ``SoftHangupRequest`` (cause 4 =
+  Asterisk shutting down, cause 32 during an AGI = the IVR's HANGUP; after a
+  dialplan ``Hangup()`` it is the system), or leaving the bridge for no other
+  reason. An AMI Hangup raises no request event: a soft sign on a channel that
+  carries ``CCD_HANGUP_BY`` (set by ccd just before its Hangup) is ccd's. A party
+  is an agent if ccd knows it as one or it is not a trunk leg (trunk channels start
+  in an inbound context); else it is external. ``AgentComplete``'s Reason is not
+  trusted: Asterisk reports ``caller`` for agent hang-ups made over AMI.
 * A queue wait ends in an answer (``AgentConnect``), an abandon (the caller's own
   channel asked to hang up) or an exit (the caller goes on in the dialplan with a
   ``QUEUESTATUS``). ``QueueCallerAbandon`` alone is not proof: app_queue raises it
@@ -39,7 +43,8 @@ log = logging.getLogger(__name__)
 
 PSEUDO_APPS = frozenset({"AppDial", "AppDial2", "AppQueue", "AppDial(Outgoing Line)"})
 AGI_APPS = frozenset({"AGI", "EAGI", "DeadAGI"})
-SOFTHANGUP_SHUTDOWN = 4
+SOFTHANGUP_SHUTDOWN = 4  # SoftHangupRequest Cause: AST_SOFTHANGUP_SHUTDOWN
+SOFTHANGUP_EXPLICIT = 32  # AST_SOFTHANGUP_EXPLICIT: AGI HANGUP, CLI "channel request hangup"
 STATE_UP = 6
 
 # QueueMemberStatus Status = Asterisk device state
@@ -53,6 +58,7 @@ class ModelConfig:
 
     inbound_contexts: frozenset[str] = frozenset({"from-trunk"})
     outbound_contexts: frozenset[str] = frozenset()
+    agent_interfaces: frozenset[str] = frozenset()  # agents ccd knows (its database)
     wrapup: dict[str, float] = field(default_factory=dict)  # queue -> seconds
     default_wrapup: float = 0.0
     call_variables: frozenset[str] = frozenset({"CUSTOMER_ID", "IVR_CHOICE"})
@@ -71,8 +77,10 @@ class Channel:
     caller_name: str
     context: str
     exten: str
+    home_context: str = ""  # the context it was created in (a trunk's: an inbound context)
     bridge: str = ""
     partner: str = ""  # the other half of a Local/ channel pair
+    hangup_by: str = ""  # CCD_HANGUP_BY: who asked ccd to hang this channel up
     dialplan: bool = False  # ran real dialplan
     dialplan_hangup: bool = False  # executed Hangup()
     left_by_transfer: bool = False
@@ -124,6 +132,7 @@ class Call:
     queue_legs: dict[str, str] = field(default_factory=dict)  # agent uid -> queue (AgentConnect)
     end_signal: tuple[str, str] | None = None  # (party, uniqueid)
     local_opt: int = 0
+    spy: dict[str, str] | None = None  # a supervisor's ChanSpy leg: mode, agent, spied call
     last_cause: int = 0
     last_cause_txt: str = ""
     shutdown: bool = False
@@ -349,7 +358,7 @@ class LiveModel:
             return  # duplicate
         call = self._call_for(e.linkedid, e.ts)
         ch = Channel(e.uniqueid, e.channel, e.linkedid, e.ts, e.state, e.state, e.caller_num,
-                     e.caller_name, e.context, e.exten)
+                     e.caller_name, e.context, e.exten, home_context=e.context)
         self.channels[e.uniqueid] = ch
         call.channels[e.uniqueid] = ch
         call.every[e.uniqueid] = ch
@@ -455,6 +464,8 @@ class LiveModel:
                 if call.record.outcome in ("", "ivr_only"):
                     call.record.outcome = "timeout" if reason == "timeout" else "exited"
                 out.append(d.QueueExited(e.ts, call.call_id, pend.queue, reason, wait))
+        elif var == "CCD_HANGUP_BY":
+            ch.hangup_by = _clean_who(e.value)
         elif e.value and (var in self.config.call_variables
                           or var.startswith(self.config.variable_prefix)):
             call.record.variables[var] = e.value
@@ -470,29 +481,53 @@ class LiveModel:
     # ------------------------------------------------------------------ hangups
 
     def _party(self, call: Call, uid: str) -> str:
+        """Who a channel of the call is: caller / customer, agent, external, supervisor."""
+        if call.spy is not None and uid == call.customer:
+            return "supervisor"
         if uid == call.customer:
             return "customer" if call.record.direction == "outbound" else "caller"
-        if uid in call.open_segments:
-            return "agent"
+        ch = self.channels.get(uid) or call.every.get(uid)
+        if uid in call.open_segments and ch is not None:
+            return "agent" if self._is_agent(ch) else "external"
         return ""
 
-    def _signal(self, call: Call, party: str, uid: str) -> None:
-        if party and call.end_signal is None:
-            call.end_signal = (party, uid)
+    def _is_agent(self, ch: Channel) -> bool:
+        """An agent's phone: an interface ccd knows as an agent, or any phone that is not a
+        trunk (trunk endpoints put their channels in an inbound context)."""
+        if ch.interface in self.agents or ch.interface in self.config.agent_interfaces:
+            return True
+        return ch.home_context not in self.config.inbound_contexts
+
+    def _signal(self, call: Call, party: str, uid: str, soft: bool = True) -> None:
+        """The first teardown sign of a party decides who hung up. A soft sign (leaving the
+        bridge, a soft hang-up request) on a channel ccd was asked to hang up (the
+        ``CCD_HANGUP_BY`` variable ccd sets just before its AMI Hangup) is ccd's."""
+        if not party or call.end_signal is not None:
+            return
+        ch = self.channels.get(uid)
+        if soft and ch is not None and ch.hangup_by:
+            call.end_signal = ("ccd" if ch.hangup_by.split(":", 1)[0] == "ccd" else "operator",
+                               uid)
+            call.record.hangup_requested_by = ch.hangup_by
+            return
+        call.end_signal = (party, uid)
 
     def _hangup_request(self, e: ev.HangupRequest, out: list[d.DomainEvent]) -> None:
         ch = self.channels.get(e.uniqueid)
         if ch is None:
             return
         call = self.calls[ch.linkedid]
+        party = self._party(call, ch.uniqueid)
         if e.soft and e.cause == SOFTHANGUP_SHUTDOWN:
             call.shutdown = True
+            self._signal(call, "system", ch.uniqueid, soft=False)
+        elif e.soft and e.cause == SOFTHANGUP_EXPLICIT and ch.agi_script and not ch.hangup_by:
+            # AGI HANGUP: the IVR ended the call (an AMI Hangup raises no request event)
+            self._signal(call, "ivr", ch.uniqueid, soft=False)
+        elif e.soft and ch.dialplan_hangup and party:
             self._signal(call, "system", ch.uniqueid)
-        party = self._party(call, ch.uniqueid)
-        if ch.uniqueid == call.customer and e.soft and ch.dialplan_hangup:
-            party = "system"
-        if party:
-            self._signal(call, party, ch.uniqueid)
+        elif party:
+            self._signal(call, party, ch.uniqueid, soft=e.soft)
         if ch.uniqueid == call.customer and call.wait and not call.wait.connected:
             call.wait.caller_hangup = True
 
@@ -1120,7 +1155,8 @@ class LiveModel:
         start = now - c.duration
         call = self._call_for(c.linkedid, start)
         ch = Channel(c.uniqueid, c.channel, c.linkedid, start, c.state, c.state, c.caller_num,
-                     c.caller_name, c.context, c.exten, dialplan=c.application not in PSEUDO_APPS)
+                     c.caller_name, c.context, c.exten, home_context=c.context,
+                     dialplan=c.application not in PSEUDO_APPS)
         if c.state == STATE_UP:
             ch.answered = start
         self.channels[c.uniqueid] = ch
@@ -1141,6 +1177,11 @@ class LiveModel:
         if not call.started and (c.uniqueid == c.linkedid or c.application == "Queue"):
             call.customer = c.uniqueid
             self._start_call(call, start, out, adopted=True)
+
+
+def _clean_who(value: str) -> str:
+    """A ``CCD_HANGUP_BY`` value (``<source>:<who>``, set by ccd) as it may be stored."""
+    return "".join(c for c in value if c.isprintable())[:80]
 
 
 def _local_target(name: str) -> str:

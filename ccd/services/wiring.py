@@ -202,7 +202,7 @@ class Services:
         async def call_cmd(p: dict[str, Any]) -> Any:
             what, call_id = _str(p, "action"), _str(p, "call_id")
             if what == "hangup":
-                return await calls.hangup(call_id)
+                return await calls.hangup(call_id, str(p.get("requested_by") or "api"))
             if what == "transfer":
                 return await calls.transfer(call_id, _str(p, "target"),
                                             attended=bool(p.get("attended")),

@@ -457,18 +457,26 @@ WHERE NOT EXISTS (SELECT 1 FROM calls WHERE call_id = %(call_id)s)
 ON CONFLICT (call_id) DO NOTHING
 """
 
+# The tenant comes from ccd_call_tenant (sql/051): DID, CCD_TENANT tag, queue, agent.
 CALL_STARTED: LiteralString = """
-INSERT INTO calls AS c (tenant_id, call_id, direction, did, caller_num, caller_name, started_at)
-VALUES (ccd_resolve_tenant(%(did)s, NULL), %(call_id)s, %(direction)s, %(did)s,
-        %(caller_num)s, %(caller_name)s, %(ts)s)
+INSERT INTO calls AS c (tenant_id, call_id, direction, did, caller_num, caller_name, dialed,
+                        agent, supervisor, variables, started_at)
+VALUES (ccd_call_tenant(%(did)s, %(tenant_tag)s, NULL, %(agent)s), %(call_id)s,
+        %(direction)s, %(did)s, %(caller_num)s, %(caller_name)s, %(dialed)s,
+        COALESCE(%(agent)s, ''), %(supervisor)s, %(variables)s, %(ts)s)
 ON CONFLICT (call_id) DO UPDATE SET
     direction = CASE WHEN c.direction = '' THEN EXCLUDED.direction ELSE c.direction END,
     did = CASE WHEN c.did = '' THEN EXCLUDED.did ELSE c.did END,
     caller_num = CASE WHEN c.caller_num = '' THEN EXCLUDED.caller_num ELSE c.caller_num END,
     caller_name = CASE WHEN c.caller_name = '' THEN EXCLUDED.caller_name ELSE c.caller_name END,
+    dialed = CASE WHEN c.dialed = '' THEN EXCLUDED.dialed ELSE c.dialed END,
+    agent = CASE WHEN c.agent = '' THEN EXCLUDED.agent ELSE c.agent END,
+    supervisor = CASE WHEN c.supervisor = '' THEN EXCLUDED.supervisor ELSE c.supervisor END,
+    variables = EXCLUDED.variables || c.variables,
     started_at = LEAST(c.started_at, EXCLUDED.started_at),
-    tenant_id = ccd_resolve_tenant(CASE WHEN c.did = '' THEN EXCLUDED.did ELSE c.did END,
-                                   c.queue),
+    tenant_id = ccd_call_tenant(CASE WHEN c.did = '' THEN EXCLUDED.did ELSE c.did END,
+                                COALESCE(c.variables ->> 'CCD_TENANT', %(tenant_tag)s),
+                                c.queue, COALESCE(NULLIF(c.agent, ''), %(agent)s)),
     updated_at = now()
 WHERE c.open
 """
@@ -518,7 +526,8 @@ QUEUED: LiteralString = """
 UPDATE calls SET
     queue = CASE WHEN queue = '' THEN %(queue)s ELSE queue END,
     queue_position = COALESCE(queue_position, %(position)s),
-    tenant_id = ccd_resolve_tenant(did, CASE WHEN queue = '' THEN %(queue)s ELSE queue END),
+    tenant_id = ccd_call_tenant(did, variables ->> 'CCD_TENANT',
+                                CASE WHEN queue = '' THEN %(queue)s ELSE queue END, agent),
     updated_at = now()
 WHERE call_id = %(call_id)s AND open
 """
@@ -558,13 +567,16 @@ ON CONFLICT (path) DO NOTHING
 CALL_ENDED: LiteralString = """
 INSERT INTO calls AS c (tenant_id, call_id, direction, did, caller_num, caller_name, dialed,
     started_at, answered_at, ended_at, queue, queue_wait, queue_position, outcome, agent,
-    agent_name, talk_seconds, hold_seconds, total_seconds, hangup_by, hangup_cause,
-    hangup_cause_txt, end_reason, variables, record, open)
-VALUES (ccd_resolve_tenant(%(did)s, %(queue)s), %(call_id)s, %(direction)s, %(did)s,
-    %(caller_num)s, %(caller_name)s, %(dialed)s, %(started_at)s, %(answered_at)s,
-    %(ended_at)s, %(queue)s, %(queue_wait)s, %(queue_position)s, %(outcome)s, %(agent)s,
-    %(agent_name)s, %(talk_seconds)s, %(hold_seconds)s, %(total_seconds)s, %(hangup_by)s,
-    %(hangup_cause)s, %(hangup_cause_txt)s, %(end_reason)s, %(variables)s, %(record)s, false)
+    agent_name, talk_seconds, hold_seconds, total_seconds, hangup_by, hangup_requested_by,
+    hangup_cause, hangup_cause_txt, end_reason, end_after, end_before, supervisor, spy_mode,
+    spied_call_id, variables, record, open)
+VALUES (ccd_call_tenant(%(did)s, %(tenant_tag)s, %(queue)s, %(tenant_agent)s), %(call_id)s,
+    %(direction)s, %(did)s, %(caller_num)s, %(caller_name)s, %(dialed)s, %(started_at)s,
+    %(answered_at)s, %(ended_at)s, %(queue)s, %(queue_wait)s, %(queue_position)s,
+    %(outcome)s, %(agent)s, %(agent_name)s, %(talk_seconds)s, %(hold_seconds)s,
+    %(total_seconds)s, %(hangup_by)s, %(hangup_requested_by)s, %(hangup_cause)s,
+    %(hangup_cause_txt)s, %(end_reason)s, %(end_after)s, %(end_before)s, %(supervisor)s,
+    %(spy_mode)s, %(spied_call_id)s, %(variables)s, %(record)s, false)
 ON CONFLICT (call_id) DO UPDATE SET
     tenant_id = EXCLUDED.tenant_id, direction = EXCLUDED.direction, did = EXCLUDED.did,
     caller_num = EXCLUDED.caller_num, caller_name = EXCLUDED.caller_name,
@@ -575,9 +587,13 @@ ON CONFLICT (call_id) DO UPDATE SET
     agent = EXCLUDED.agent, agent_name = EXCLUDED.agent_name,
     talk_seconds = EXCLUDED.talk_seconds, hold_seconds = EXCLUDED.hold_seconds,
     total_seconds = EXCLUDED.total_seconds, hangup_by = EXCLUDED.hangup_by,
+    hangup_requested_by = EXCLUDED.hangup_requested_by,
     hangup_cause = EXCLUDED.hangup_cause, hangup_cause_txt = EXCLUDED.hangup_cause_txt,
-    end_reason = EXCLUDED.end_reason, variables = EXCLUDED.variables,
-    record = EXCLUDED.record, open = false, updated_at = now()
+    end_reason = EXCLUDED.end_reason, end_after = EXCLUDED.end_after,
+    end_before = EXCLUDED.end_before, supervisor = EXCLUDED.supervisor,
+    spy_mode = EXCLUDED.spy_mode, spied_call_id = EXCLUDED.spied_call_id,
+    variables = EXCLUDED.variables, record = EXCLUDED.record, open = false,
+    updated_at = now()
 """
 
 CLOSE_AGENT_STATE: LiteralString = """
@@ -679,10 +695,15 @@ def plan(event_id: str, event: dict[str, Any]) -> list[Statement]:
 
     record = event.get("record") if kind == "call_ended" else None
     if kind == "call_started" and call_id:
+        tag = _s(event.get("tenant"))
         out.append((CALL_STARTED, {**base, "did": _s(event.get("did")),
                                    "direction": _s(event.get("direction")),
                                    "caller_num": _s(event.get("caller_num")),
-                                   "caller_name": _s(event.get("caller_name"))}))
+                                   "caller_name": _s(event.get("caller_name")),
+                                   "dialed": _s(event.get("dialed")),
+                                   "supervisor": _s(event.get("supervisor")),
+                                   "tenant_tag": tag or None,
+                                   "variables": Jsonb({"CCD_TENANT": tag} if tag else {})}))
         if event.get("uniqueid"):
             out.append((LEG, {**base, "uniqueid": _s(event["uniqueid"]),
                               "channel": _s(event.get("channel"))}))
@@ -727,6 +748,10 @@ def plan(event_id: str, event: dict[str, Any]) -> list[Statement]:
 
 def _call_ended(base: dict[str, Any], r: dict[str, Any]) -> Iterable[Statement]:
     started = _time(r.get("start")) if r.get("start") else base["ts"]
+    window = r.get("end_window") or [None, None]
+    variables = r.get("variables") or {}
+    # the tenant of a spy leg is its supervisor's (its agent is the spied agent)
+    tenant_agent = _s(r.get("supervisor")) or _s(r.get("agent"))
     uniqueids = [_s(u) for u in r.get("uniqueids") or []]
     channels = [_s(c) for c in r.get("channels") or []]
     channels += [""] * (len(uniqueids) - len(channels))
@@ -734,15 +759,23 @@ def _call_ended(base: dict[str, Any], r: dict[str, Any]) -> Iterable[Statement]:
         **base, "direction": _s(r.get("direction")), "did": _s(r.get("did")),
         "caller_num": _s(r.get("caller_num")), "caller_name": _s(r.get("caller_name")),
         "dialed": _s(r.get("dialed")), "started_at": started,
-        "answered_at": _time(r.get("answer")), "ended_at": _time(r.get("end")) or base["ts"],
+        "answered_at": _time(r.get("answer")),
+        "ended_at": _time(r.get("end")) if r.get("end") is not None or window[1] is not None
+        else base["ts"],
+        "end_after": _time(window[0]), "end_before": _time(window[1]),
+        "tenant_tag": _s(variables.get("CCD_TENANT")) or None,
+        "tenant_agent": tenant_agent or None,
+        "supervisor": _s(r.get("supervisor")), "spy_mode": _s(r.get("spy_mode")),
+        "spied_call_id": _s(r.get("spied_call")),
+        "hangup_requested_by": _s(r.get("hangup_requested_by")),
         "queue": _s(r.get("queue")), "queue_wait": r.get("queue_wait"),
         "queue_position": r.get("queue_position"), "outcome": _s(r.get("outcome")),
         "agent": _s(r.get("agent")), "agent_name": _s(r.get("agent_name")),
-        "talk_seconds": r.get("talk_seconds") or 0, "hold_seconds": r.get("hold_seconds") or 0,
-        "total_seconds": r.get("total_seconds") or 0, "hangup_by": _s(r.get("hangup_by")),
+        "talk_seconds": r.get("talk_seconds"), "hold_seconds": r.get("hold_seconds") or 0,
+        "total_seconds": r.get("total_seconds"), "hangup_by": _s(r.get("hangup_by")),
         "hangup_cause": r.get("hangup_cause"), "hangup_cause_txt": _s(r.get("hangup_cause_txt")),
         "end_reason": _s(r.get("end_reason")),
-        "variables": Jsonb({_s(k): _s(v) for k, v in (r.get("variables") or {}).items()}),
+        "variables": Jsonb({_s(k): _s(v) for k, v in variables.items()}),
         "record": Jsonb(r)})
     yield (LEGS, {**base, "uniqueids": uniqueids, "channels": channels[:len(uniqueids)]})
     yield (RECORDINGS, {**base, "paths": [_s(p) for p in r.get("recordings") or []]})
