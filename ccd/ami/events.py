@@ -249,6 +249,17 @@ class OriginateResponse(AmiEvent):
 
 
 @dataclass(slots=True)
+class ChanSpy(AmiEvent):
+    """ChanSpyStart / ChanSpyStop: a supervisor's channel (spyer) listening to another."""
+
+    spyer_channel: str
+    spyer_uniqueid: str
+    spyee_channel: str
+    spyee_uniqueid: str
+    spyee_linkedid: str
+
+
+@dataclass(slots=True)
 class CoreShowChannel(ChannelEvent):
     """One channel in a CoreShowChannels answer (Asterisk's current truth)."""
 
@@ -420,6 +431,12 @@ def _originate(d: dict[str, str], now: float) -> AmiEvent:
                              _i(d, "Reason"), d.get("Context", ""), d.get("Exten", ""))
 
 
+def _chanspy(d: dict[str, str], now: float) -> AmiEvent:
+    return ChanSpy(d.get("Event", ""), _ts(d, now), d.get("SpyerChannel", ""),
+                   d.get("SpyerUniqueid", ""), d.get("SpyeeChannel", ""),
+                   d.get("SpyeeUniqueid", ""), d.get("SpyeeLinkedid", ""))
+
+
 def _core_show(d: dict[str, str], now: float) -> AmiEvent:
     return _chan(CoreShowChannel, d, now, d.get("BridgeId", ""), d.get("Application", ""),
                  d.get("ApplicationData", ""), _hms(d.get("Duration", "")))
@@ -477,6 +494,8 @@ BUILDERS: dict[bytes, Callable[[dict[str, str], float], AmiEvent]] = {
     b"BlindTransfer": _blind,
     b"AttendedTransfer": _attended,
     b"OriginateResponse": _originate,
+    b"ChanSpyStart": _chanspy,
+    b"ChanSpyStop": _chanspy,
     b"CoreShowChannel": _core_show,
     b"FullyBooted": _system,
     b"Shutdown": _system,

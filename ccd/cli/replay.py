@@ -50,7 +50,7 @@ def _replay_and_store(ctx: Ctx, file: Path, model: LiveModel
     import logging
 
     from ccd.store import migrate
-    from ccd.store.backfill import queue_wrapups, store_events_sync
+    from ccd.store.backfill import configure, store_events_sync
     from ccd.store.db import DatabaseUnavailable
     from ccd.store.embedded import database_url
 
@@ -59,7 +59,7 @@ def _replay_and_store(ctx: Ctx, file: Path, model: LiveModel
     try:
         with database_url(config) as url:
             migrate.upgrade(url)
-            model.config.wrapup.update(queue_wrapups(url))
+            configure(model, url)
             events, ingest = replay_file(file, model)
             res = store_events_sync(config, url, events)
     except (DatabaseUnavailable, TimeoutError, OSError) as exc:

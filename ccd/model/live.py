@@ -35,6 +35,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from ccd.ami import events as ev
 from ccd.model import domain as d
@@ -78,6 +79,9 @@ class Channel:
     context: str
     exten: str
     home_context: str = ""  # the context it was created in (a trunk's: an inbound context)
+    own_num: str = ""  # the caller ID it was created with (its endpoint's own)
+    own_name: str = ""
+    originated: bool = False  # created by an Originate (a DialBegin without a caller)
     bridge: str = ""
     partner: str = ""  # the other half of a Local/ channel pair
     hangup_by: str = ""  # CCD_HANGUP_BY: who asked ccd to hang this channel up
@@ -132,7 +136,8 @@ class Call:
     queue_legs: dict[str, str] = field(default_factory=dict)  # agent uid -> queue (AgentConnect)
     end_signal: tuple[str, str] | None = None  # (party, uniqueid)
     local_opt: int = 0
-    spy: dict[str, str] | None = None  # a supervisor's ChanSpy leg: mode, agent, spied call
+    spy: dict[str, Any] | None = None  # a supervisor's ChanSpy leg: uid, mode, agent ...
+    agent_uid: str = ""  # an Originate that rang a known agent first: the agent's channel
     last_cause: int = 0
     last_cause_txt: str = ""
     shutdown: bool = False
@@ -241,6 +246,7 @@ class LiveModel:
             ev.QueueParams: self._queue_params,
             ev.DialEnd: self._dial_end,
             ev.DialBegin: self._dial_begin,
+            ev.ChanSpy: self._chanspy,
         }
 
     # ------------------------------------------------------------------ public
@@ -358,7 +364,8 @@ class LiveModel:
             return  # duplicate
         call = self._call_for(e.linkedid, e.ts)
         ch = Channel(e.uniqueid, e.channel, e.linkedid, e.ts, e.state, e.state, e.caller_num,
-                     e.caller_name, e.context, e.exten, home_context=e.context)
+                     e.caller_name, e.context, e.exten, home_context=e.context,
+                     own_num=e.caller_num, own_name=e.caller_name)
         self.channels[e.uniqueid] = ch
         call.channels[e.uniqueid] = ch
         call.every[e.uniqueid] = ch
@@ -401,12 +408,19 @@ class LiveModel:
             self._redirected(call, ch, e, out)
         if ch.agi_script and e.application not in AGI_APPS:
             self._ivr_left(call, ch, e.ts, "", out)
+        if e.application == "ChanSpy" and call.spy is None:
+            self._spy(call, ch, mode=_spy_mode(e.appdata.partition(",")[2]))
         if not ch.dialplan:
             ch.dialplan = True
             ch.context, ch.exten = e.context, e.exten
             ch.caller_num, ch.caller_name = e.caller_num or ch.caller_num, \
                 e.caller_name or ch.caller_name
-            if not call.started and not call.customer:
+            if not call.started and ch.originated and not call.agent_uid \
+                    and self._known_agent(call, ch):
+                call.agent_uid = ch.uniqueid  # known as an agent by now (e.g. a member)
+            if not call.started and (ch.uniqueid == call.agent_uid or call.spy is not None):
+                self._start_call(call, e.ts, out)
+            elif not call.started and not call.customer:
                 call.customer = ch.uniqueid
                 self._start_call(call, e.ts, out)
         if e.application in AGI_APPS:
@@ -424,6 +438,13 @@ class LiveModel:
             return
         call.started = True
         rec = call.record
+        rec.adopted = adopted
+        if call.spy is not None:
+            self._start_spy(call, ts, out, adopted)
+            return
+        if call.agent_uid:
+            self._start_agent_call(call, ts, out, adopted)
+            return
         cust = call.every.get(call.customer)
         if cust is None and call.every:
             cust = next(iter(call.every.values()))
@@ -442,7 +463,94 @@ class LiveModel:
                 rec.direction = "internal"
         out.append(d.CallStarted(ts, call.call_id, rec.direction, rec.did, rec.caller_num,
                                  rec.caller_name, cust.name if cust else "",
-                                 cust.uniqueid if cust else "", adopted))
+                                 cust.uniqueid if cust else "", adopted, rec.dialed,
+                                 tenant=rec.variables.get("CCD_TENANT", "")))
+
+    def _start_agent_call(self, call: Call, ts: float, out: list[d.DomainEvent],
+                          adopted: bool) -> None:
+        """A call an agent places (click-to-dial, a preview campaign, an Originate of an
+        agent's phone): the agent's leg is the agent, the party it dials the customer."""
+        rec = call.record
+        ach = call.every[call.agent_uid]
+        known = self.agents.get(ach.interface)
+        rec.agent, rec.agent_channel = ach.interface, ach.name
+        rec.agent_name = rec.agent_name or (known.name if known else "") or ach.own_name
+        outbound = ach.context in self.config.outbound_contexts
+        rec.direction = "outbound" if outbound else "internal"
+        # what was dialled: the number in the outbound context, else what the agent's leg
+        # dials next (the Originate's own dial string rang the agent)
+        rec.dialed = ach.exten if outbound and ach.exten not in ("", "s") else ""
+        cust = call.every.get(call.customer)
+        if cust is not None:
+            self._customer_leg(call, cust)
+        out.append(d.CallStarted(ts, call.call_id, rec.direction, rec.did, rec.caller_num,
+                                 rec.caller_name, cust.name if cust else "",
+                                 cust.uniqueid if cust else "", adopted, rec.dialed,
+                                 agent=rec.agent, tenant=rec.variables.get("CCD_TENANT", "")))
+
+    def _customer_leg(self, call: Call, cust: Channel) -> None:
+        """The party an agent's call dialled becomes its customer: the caller ID it shows
+        is the one presented to that party (e.g. the trunk's)."""
+        call.customer = cust.uniqueid
+        rec = call.record
+        rec.customer_channel = cust.name
+        rec.caller_num, rec.caller_name = cust.own_num, cust.own_name
+
+    # ------------------------------------------------------------------ supervisors
+
+    def _spy(self, call: Call, ch: Channel, mode: str = "", agent: str = "") -> None:
+        spy = call.spy
+        if spy is None:
+            spy = call.spy = {"uid": ch.uniqueid, "mode": "", "agent": "", "call": "",
+                              "segment": None}
+        spy["mode"] = spy["mode"] or mode
+        spy["agent"] = spy["agent"] or agent
+
+    def _start_spy(self, call: Call, ts: float, out: list[d.DomainEvent],
+                   adopted: bool) -> None:
+        """A supervisor's listen / whisper / barge leg: not a customer call."""
+        spy = call.spy
+        assert spy is not None
+        rec = call.record
+        sup = call.every[spy["uid"]]
+        call.customer = sup.uniqueid
+        rec.direction, rec.supervisor = "spy", sup.interface
+        rec.customer_channel = sup.name
+        rec.caller_num, rec.caller_name = sup.own_num, sup.own_name
+        rec.agent = rec.agent or spy["agent"]
+        rec.spy_mode = rec.spy_mode or spy["mode"]
+        out.append(d.CallStarted(ts, call.call_id, "spy", "", rec.caller_num, rec.caller_name,
+                                 sup.name, sup.uniqueid, adopted, agent=rec.agent,
+                                 supervisor=sup.interface,
+                                 tenant=rec.variables.get("CCD_TENANT", "")))
+
+    def _chanspy(self, e: ev.ChanSpy, out: list[d.DomainEvent]) -> None:
+        ch = self.channels.get(e.spyer_uniqueid)
+        if ch is None:
+            return
+        call = self.calls[ch.linkedid]
+        self._spy(call, ch)
+        spy = call.spy
+        assert spy is not None
+        rec = call.record
+        if e.name == "ChanSpyStart":
+            if spy["segment"] is not None and spy["segment"].end is None:
+                return  # a duplicate
+            target = interface_of(e.spyee_channel)
+            spy["agent"] = spy["agent"] or target
+            spy["call"] = e.spyee_linkedid
+            rec.spied_call = e.spyee_linkedid
+            rec.agent = rec.agent or spy["agent"]
+            known = self.agents.get(rec.agent)
+            rec.agent_name = rec.agent_name or (known.name if known else "")
+            seg = d.Segment(target, e.spyee_channel, e.ts)
+            spy["segment"] = seg
+            rec.segments.append(seg)
+            if rec.answer is None:
+                rec.answer = e.ts
+            self._start_call(call, e.ts, out)
+        elif spy["segment"] is not None and spy["segment"].end is None:
+            spy["segment"].end = e.ts
 
     def _varset(self, e: ev.VarSet, out: list[d.DomainEvent]) -> None:
         ch = self.channels.get(e.uniqueid)
@@ -469,6 +577,10 @@ class LiveModel:
         elif e.value and (var in self.config.call_variables
                           or var.startswith(self.config.variable_prefix)):
             call.record.variables[var] = e.value
+            if var == "CCD_SPY_AGENT":  # ccd's Originate of a supervisor's ChanSpy
+                self._spy(call, ch, agent=e.value)
+            elif var == "CCD_SPY_MODE":
+                self._spy(call, ch, mode=e.value)
 
     def _ivr_left(self, call: Call, ch: Channel, ts: float, status: str,
                   out: list[d.DomainEvent]) -> None:
@@ -482,8 +594,10 @@ class LiveModel:
 
     def _party(self, call: Call, uid: str) -> str:
         """Who a channel of the call is: caller / customer, agent, external, supervisor."""
-        if call.spy is not None and uid == call.customer:
-            return "supervisor"
+        if call.spy is not None:
+            return "supervisor" if uid == call.spy["uid"] else ""
+        if uid == call.agent_uid:
+            return "agent"
         if uid == call.customer:
             return "customer" if call.record.direction == "outbound" else "caller"
         ch = self.channels.get(uid) or call.every.get(uid)
@@ -524,8 +638,8 @@ class LiveModel:
         elif e.soft and e.cause == SOFTHANGUP_EXPLICIT and ch.agi_script and not ch.hangup_by:
             # AGI HANGUP: the IVR ended the call (an AMI Hangup raises no request event)
             self._signal(call, "ivr", ch.uniqueid, soft=False)
-        elif e.soft and ch.dialplan_hangup and party:
-            self._signal(call, "system", ch.uniqueid)
+        elif e.soft and (ch.dialplan_hangup or call.spy is not None) and party:
+            self._signal(call, "system", ch.uniqueid)  # the PBX ended it (ChanSpy's E option)
         elif party:
             self._signal(call, party, ch.uniqueid, soft=e.soft)
         if ch.uniqueid == call.customer and call.wait and not call.wait.connected:
@@ -538,7 +652,7 @@ class LiveModel:
         call = self.calls[ch.linkedid]
         if ch.uniqueid == call.customer or not call.last_cause:
             call.last_cause, call.last_cause_txt = e.cause, e.cause_txt
-        party = self._party(call, ch.uniqueid)
+        party = self._party(call, ch.uniqueid) if call.spy is None else ""
         if party:
             unanswered = ch.state != STATE_UP and ch.uniqueid == call.customer
             self._signal(call, "system" if unanswered and not call.party_uids else party,
@@ -591,6 +705,9 @@ class LiveModel:
         for seg in list(call.open_segments.values()):
             seg.end = ts
         call.open_segments.clear()
+        if call.spy is not None and call.spy["segment"] is not None \
+                and call.spy["segment"].end is None:
+            call.spy["segment"].end = ts
         rec.end = ts
         rec.total_seconds = round(ts - rec.start, 3)
         rec.talk_seconds = round(sum(s.seconds for s in rec.segments), 3)
@@ -608,6 +725,8 @@ class LiveModel:
         if not rec.outcome:
             if rec.segments:
                 rec.outcome = "answered"
+            elif call.spy is not None or call.agent_uid:
+                rec.outcome = "failed"  # no spying / the agent's dial reached nobody
             elif rec.ivr and not rec.queue:
                 rec.outcome = "ivr_only"
             elif call.customer and self._customer_answered(call):
@@ -1032,10 +1151,34 @@ class LiveModel:
 
     def _dial_begin(self, e: ev.DialBegin, out: list[d.DomainEvent]) -> None:
         call = self.calls.get(e.dest_linkedid)
-        if call is None or call.record.dialed or call.wait is not None:
+        dest = self.channels.get(e.dest_uniqueid)
+        if call is None:
+            return
+        if e.uniqueid == "" and dest is not None:
+            # an Originate rings this channel first; an agent's phone makes it the agent's
+            # call (whoever sent the Originate), the party it dials is the customer
+            dest.originated = True
+            if not call.started and not call.agent_uid and self._known_agent(call, dest):
+                call.agent_uid = dest.uniqueid
+                return
+        if call.spy is not None:
+            return  # a supervisor's leg dials nobody
+        if call.agent_uid and e.uniqueid == call.agent_uid:
+            if not call.customer and dest is not None:
+                self._customer_leg(call, dest)
+            if not call.record.dialed:
+                call.record.dialed = e.dial_string.partition("@")[0]
+            return
+        if call.record.dialed or call.wait is not None:
             return
         if e.uniqueid == "" or e.uniqueid == call.customer:
             call.record.dialed = e.dial_string
+
+    def _known_agent(self, call: Call, ch: Channel) -> bool:
+        """An interface ccd knows as an agent's (or the one ccd's Originate names)."""
+        iface = ch.interface
+        return (iface in self.agents or iface in self.config.agent_interfaces
+                or call.record.variables.get("CCD_AGENT") == iface)
 
     def _dial_end(self, e: ev.DialEnd, out: list[d.DomainEvent]) -> None:
         ch = self.channels.get(e.uniqueid)
@@ -1177,6 +1320,13 @@ class LiveModel:
         if not call.started and (c.uniqueid == c.linkedid or c.application == "Queue"):
             call.customer = c.uniqueid
             self._start_call(call, start, out, adopted=True)
+
+
+def _spy_mode(options: str) -> str:
+    """ChanSpy's options: ``w`` whisper, ``B`` barge, else listen."""
+    if "B" in options:
+        return "barge"
+    return "whisper" if "w" in options else "listen"
 
 
 def _clean_who(value: str) -> str:

@@ -270,6 +270,7 @@ class CallService:
             "Channel": sup.interface, "Application": "ChanSpy",
             "Data": f"{channel},{SPY_OPTIONS[mode]}", "Async": "true", "Timeout": 30000,
             "CallerID": f"{mode} {agent.name} <{agent.extension or 'spy'}>",
-            "Variable": [f"CCD_SPY_MODE={mode}", f"CCD_SPY_AGENT={agent.interface}"]})
+            "Variable": [f"CCD_SPY_MODE={mode}", f"CCD_SPY_AGENT={agent.interface}",
+                         f"CCD_TENANT={agent.tenant_id}"]})
         return {"agent": agent.interface, "supervisor": sup.interface, "mode": mode,
                 "channel": channel, "action_id": resp.get("ActionID", "")}

@@ -54,7 +54,8 @@ class Services:
 
     async def sync_queue_settings(self) -> None:
         """Wrap-up times and SL thresholds per queue from the database into the live model
-        and statistics (the same values as queues.conf, where Asterisk enforces wrap-up)."""
+        and statistics (the same values as queues.conf, where Asterisk enforces wrap-up),
+        and the agents' interfaces."""
         try:
             queues = await self.directory.queues(refresh=True)
         except Exception as exc:
@@ -64,6 +65,12 @@ class Services:
             if q.wrapup_seconds:
                 self.daemon.model.config.wrapup[name] = float(q.wrapup_seconds)
             self.live_stats.sl_threshold[name] = float(q.sl_threshold_seconds)
+        try:  # an Originate of a known agent's phone is that agent's call (whoever sent it)
+            agents = await self.directory.agents()
+        except Exception as exc:
+            log.warning("agent interfaces not refreshed (database: %s)", exc)
+            return
+        self.daemon.model.config.agent_interfaces = frozenset(a["interface"] for a in agents)
 
     async def start(self) -> None:
         d = self.daemon

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ccd.config import Config
 from ccd.model.domain import DomainEvent
+from ccd.model.live import LiveModel
 from ccd.store.db import connect, open_async_pool
 from ccd.store.writer import EventWriter
 
@@ -52,6 +53,18 @@ def queue_wrapups(url: str) -> dict[str, float]:
     with connect(url, application_name="ccd-replay") as conn:
         return {name: float(w) for name, w in conn.execute(
             "SELECT name, wrapup_seconds FROM queues WHERE wrapup_seconds > 0")}
+
+
+def agent_interfaces(url: str) -> frozenset[str]:
+    """The agents' interfaces from the database (the daemon's model knows them too)."""
+    with connect(url, application_name="ccd-replay") as conn:
+        return frozenset(i for (i,) in conn.execute("SELECT interface FROM agents"))
+
+
+def configure(model: LiveModel, url: str) -> None:
+    """Give a replay's model what the daemon's model learns from the database."""
+    model.config.wrapup.update(queue_wrapups(url))
+    model.config.agent_interfaces = agent_interfaces(url)
 
 
 @dataclass(slots=True)

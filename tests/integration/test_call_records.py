@@ -32,3 +32,45 @@ async def test_ccd_hangup_is_stored_as_the_operators(stack) -> None:
     assert record["hangup_requested_by"] == "cli:ops_1__X"
     assert stack.row("SELECT hangup_by, hangup_requested_by FROM calls WHERE call_id = %s",
                      cid) == ("operator", "cli:ops_1__X")
+
+
+def _call_of(stack, pred) -> str:
+    for c in stack.daemon.model.calls.values():
+        if pred(c):
+            return c.call_id
+    return ""
+
+
+async def test_click_to_dial_is_stored_as_the_agents_outbound_call(stack) -> None:
+    await stack.login(ALICE)
+    await stack.api("originate", agent=ALICE, number="5559876543")
+    cid = await stack.until(lambda: _call_of(stack, lambda c: c.agent_uid and c.open_segments),
+                            what="the customer to answer")
+    await stack.sim.clock.sleep(3)
+    stack.sim.phone("trunk").hangup()  # the called party hangs up
+    outcome, agent, by, queue, end_reason, talk, record = await stack.stored_call(cid)
+    assert (outcome, agent, by, queue, end_reason) == ("answered", ALICE, "customer", "", "")
+    assert 2.0 < float(talk) < 6.0
+    row = stack.row("SELECT t.slug, c.direction, c.dialed, c.agent_name FROM calls c "
+                    "JOIN tenants t ON t.id = c.tenant_id WHERE c.call_id = %s", cid)
+    assert row == ("demo", "outbound", "5559876543", "Agent Alice")
+    assert record["customer_channel"].startswith("PJSIP/trunk-")
+
+
+async def test_a_supervisors_listen_leg_is_a_spy_call(stack) -> None:
+    await stack.login(ALICE)
+    _, cid = await answered(stack)
+    r = await stack.api("spy", agent=ALICE, supervisor="PJSIP/1005", mode="whisper")
+    assert r["mode"] == "whisper"
+    spy = await stack.until(lambda: _call_of(stack, lambda c: c.spy is not None
+                                             and c.record.segments), what="spying")
+    await stack.sim.clock.sleep(2)
+    stack.sim.phone("1005").hangup()
+    _, agent, by, queue, _, talk, _ = await stack.stored_call(spy)
+    assert (agent, by, queue) == (ALICE, "supervisor", "")
+    assert float(talk) > 1.0  # the time Eve listened
+    row = stack.row("SELECT t.slug, c.direction, c.supervisor, c.spy_mode, c.spied_call_id "
+                    "FROM calls c JOIN tenants t ON t.id = c.tenant_id WHERE c.call_id = %s",
+                    spy)
+    assert row == ("demo", "spy", "PJSIP/1005", "whisper", cid)
+    assert cid in stack.daemon.model.calls  # the customer's call goes on

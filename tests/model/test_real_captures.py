@@ -122,3 +122,93 @@ def test_the_external_party_of_a_transfer_to_a_number_hung_up() -> None:
     assert r.hangup_by == "external"
     assert [s.agent for s in r.segments] == [truth["agent"], "PJSIP/trunk"]
     assert r.segments[-1].end == pytest.approx(truth["times"]["hangup"], abs=0.01)
+
+
+# ------------------------------------------------------------------ click-to-dial, spy legs
+
+
+def test_click_to_dial_is_the_agents_outbound_call() -> None:
+    """T6b: `ccd originate 1001 15557770001`: Alice's phone rings first, then the trunk
+    leg to the customer phone, which answers, talks 4.692 s and hangs up."""
+    truth = expected("T6b")["calls"][0]
+    agent_leg, customer_leg = expected("T6b")["asterisk_channels"]
+    events, _ = run("T6b")
+    r = records(events)[agent_leg["linkedid"]]
+    assert (r.direction, r.agent, r.agent_name) == ("outbound", truth["agent"], "Agent Alice")
+    assert r.agent_channel == agent_leg["channel"]
+    assert r.customer_channel == customer_leg["channel"]
+    assert r.dialed == truth["number"]
+    # the caller ID the call presents: the trunk leg's ("Support Line" <5551000>)
+    assert (r.caller_num, r.caller_name) == ("5551000", "Support Line")
+    assert r.variables["CCD_TENANT"] == "2"
+    assert (r.outcome, r.hangup_by) == ("answered", "customer")
+    assert r.talk_seconds == pytest.approx(truth["talk_time_s"], abs=0.01)
+    started = next(e for e in events if e.kind == "call_started")
+    assert (started.direction, started.agent, started.tenant) == ("outbound", "PJSIP/1001", "2")
+
+
+def test_click_to_dial_that_fails_at_once_is_failed() -> None:
+    """T6a: the trunk does not resolve; Dial fails at once and the PBX hangs Alice up."""
+    truth = expected("T6a")["calls"][0]
+    [leg] = expected("T6a")["asterisk_channels"]
+    events, _ = run("T6a")
+    r = records(events)[leg["linkedid"]]
+    assert (r.direction, r.agent, r.dialed) == ("outbound", truth["agent"], truth["number"])
+    assert (r.outcome, r.hangup_by, r.talk_seconds) == ("failed", "system", 0)
+    assert r.customer_channel == ""
+    assert r.end == pytest.approx(truth["driver_times"]["agent_closed"], abs=0.01)
+
+
+def _without(src: bytes, pattern: bytes) -> bytes:
+    """The capture without the frames matching ``pattern`` (and their ``# t=`` lines)."""
+    out = re.sub(rb"# t=[^\n]*\n(?:Event: (?:VarSet|QueueMember\w*)\r\n(?:[^\r\n]+\r\n)*\r\n)",
+                 lambda m: b"" if re.search(pattern, m.group(0)) else m.group(0), src)
+    assert out != src
+    return out
+
+
+@pytest.mark.parametrize("known", ["queue member", "ccd's agents"])
+def test_an_originate_of_a_known_agents_phone_is_that_agents_call(tmp_path: Path,
+                                                                 known: str) -> None:
+    """T6b without ccd's CCD_AGENT/CCD_TENANT (another AMI client's Originate): the agent is
+    still the agent, by its queue membership or by ccd's agent list."""
+    src = _without(capture("T6b").read_bytes(), rb"Variable: CCD_")
+    config = ModelConfig(outbound_contexts=frozenset({"ccd-outbound"}))
+    if known == "ccd's agents":
+        src = _without(src, rb"Event: QueueMember")
+        config.agent_interfaces = frozenset({"PJSIP/1001"})
+    path = tmp_path / "T6b-foreign.ami"
+    path.write_bytes(src)
+    events, _ = replay_file(path, LiveModel(config))
+    [r] = records(events).values()
+    assert (r.direction, r.agent, r.customer_channel, r.hangup_by) == (
+        "outbound", "PJSIP/1001", "PJSIP/trunk-0000001d", "customer")
+
+
+def test_supervisor_legs_are_spy_calls_not_customer_calls() -> None:
+    """T8: Eve listens, whispers and barges on Alice's call from the panel (ChanSpy by
+    Originate to her phone), then dials the spy codes 81001 and 8001."""
+    exp = expected("T8")
+    events, _ = run("T8")
+    recs = records(events)
+    customer_call = exp["calls"][0]
+    main = recs[customer_call["call_id"]]
+    assert (main.direction, main.agent, main.hangup_by) == ("inbound", "PJSIP/1001", "caller")
+    for spy in exp["supervisor_spy_via_panel"]:
+        [chan] = spy["asterisk_1005_channel"]
+        r = recs[chan[-1]]
+        assert (r.direction, r.supervisor, r.agent, r.spy_mode) == (
+            "spy", "PJSIP/1005", "PJSIP/1001", spy["mode"])
+        assert r.spied_call == customer_call["call_id"]
+        assert (r.outcome, r.hangup_by) == ("answered", "supervisor")
+        assert r.caller_num == "1005" and r.dialed == "" and not r.queue
+        # listening from ChanSpyStart (just after the phone answered) to the hang-up
+        assert r.talk_seconds == pytest.approx(spy["hangup"] - spy["est"], abs=0.15)
+    for code in exp["supervisor_dialplan_codes"]:
+        [chan] = code["asterisk_1005_channel"]
+        r = recs[chan[-1]]
+        # the dialplan's ChanSpy(PJSIP/001,...) found nobody to spy on
+        assert (r.direction, r.supervisor, r.outcome, r.hangup_by) == (
+            "spy", "PJSIP/1005", "failed", "supervisor")
+    assert not any(e.kind in ("queued", "answered") and e.call_id != customer_call["call_id"]
+                   for e in events)

@@ -17,7 +17,7 @@ from ccd.cli.replay import replay_file
 from ccd.config import load
 from ccd.demo_seed import seed
 from ccd.model.live import LiveModel
-from ccd.store.backfill import queue_wrapups, store_events
+from ccd.store.backfill import configure, store_events
 
 CAPTURES = Path("/work/shared/asterisk-captures")
 if not CAPTURES.exists():
@@ -42,7 +42,7 @@ def backfill(db_url: str, tmp_path: Path, *names: str) -> None:
     config = load(None, {"CCD_DATA_DIR": str(tmp_path), "CCD_DATABASE_URL": db_url})
     for name in names:
         model = LiveModel(config.model_config_obj())
-        model.config.wrapup.update(queue_wrapups(db_url))
+        configure(model, db_url)
         events, _ = replay_file(capture(name), model)
         asyncio.run(store_events(config, db_url, events))
 
@@ -106,3 +106,54 @@ def test_stored_statistics_have_talk_hold_and_an_honest_aht(db_url: str, tmp_pat
     assert tot.hold == pytest.approx(truth["hold_time_s"], abs=0.01)
     assert tot.wrapup == pytest.approx(10.0, abs=0.01)
     assert tot.aht == pytest.approx(truth["talk_time_s_incl_hold"] + 10.0, abs=0.03)
+
+
+# ------------------------------------------------------------------ #1 click-to-dial, spy
+
+
+def test_click_to_dial_is_stored_as_the_agents_call_in_its_tenant(db_url: str,
+                                                                  tmp_path: Path) -> None:
+    backfill(db_url, tmp_path, "T6a-", "T6b-")
+    ok = call(db_url, expected("T6b-")["asterisk_channels"][0]["linkedid"])
+    assert (ok["tenant"], ok["direction"], ok["agent"], ok["agent_name"], ok["dialed"]) == (
+        "demo", "outbound", "PJSIP/1001", "Agent Alice", "15557770001")
+    assert (ok["outcome"], ok["hangup_by"], ok["caller_num"]) == ("answered", "customer",
+                                                                 "5551000")
+    assert float(ok["talk_seconds"]) == pytest.approx(
+        expected("T6b-")["calls"][0]["talk_time_s"], abs=0.01)
+    # the number dialled is Customer Carol's
+    assert ok["customer_id"] == customer(db_url, "+15557770001")
+    failed = call(db_url, expected("T6a-")["asterisk_channels"][0]["linkedid"])
+    assert (failed["tenant"], failed["direction"], failed["agent"], failed["outcome"],
+            failed["hangup_by"]) == ("demo", "outbound", "PJSIP/1001", "failed", "system")
+    with psycopg.connect(db_url) as conn:
+        legs = conn.execute("SELECT uniqueid, channel FROM call_legs WHERE call_id = %s "
+                            "ORDER BY uniqueid", (ok["call_id"],)).fetchall()
+    assert legs == [(c["uniqueid"], c["channel"]) for c in expected("T6b-")["asterisk_channels"]]
+
+
+def test_supervisor_legs_are_stored_as_spy_calls_outside_the_statistics(db_url: str,
+                                                                        tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from ccd.jobs.stats import compute
+
+    backfill(db_url, tmp_path, "T8-")
+    exp = expected("T8-")
+    for spy in exp["supervisor_spy_via_panel"]:
+        row = call(db_url, spy["asterisk_1005_channel"][0][-1])
+        assert (row["tenant"], row["direction"], row["supervisor"], row["agent"],
+                row["spy_mode"], row["spied_call_id"], row["hangup_by"], row["queue"]) == (
+            "demo", "spy", "PJSIP/1005", "PJSIP/1001", spy["mode"], exp["calls"][0]["call_id"],
+            "supervisor", "")
+    with psycopg.connect(db_url) as conn:
+        st = compute(conn, datetime(2026, 12, 8, tzinfo=UTC), datetime(2026, 12, 9, tzinfo=UTC))
+        spied = conn.execute("SELECT count(*) FROM calls WHERE spied_call_id = %s",
+                             (exp["calls"][0]["call_id"],)).fetchone()
+    assert spied == (3,)  # the dialplan codes' ChanSpy found nobody to listen to
+    for code in exp["supervisor_dialplan_codes"]:
+        row = call(db_url, code["asterisk_1005_channel"][0][-1])
+        assert (row["direction"], row["supervisor"], row["outcome"]) == ("spy", "PJSIP/1005",
+                                                                         "failed")
+    [(queue, row)] = [(k[0], v) for k, v in st.queues.items()]
+    assert (queue, row.offered, row.answered) == ("support", 1, 1)
