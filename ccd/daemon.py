@@ -10,6 +10,7 @@ import contextlib
 import logging
 import signal
 import time
+import wave
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -24,6 +25,26 @@ from ccd.model.domain import DomainEvent
 from ccd.model.live import LiveModel, Snapshot
 
 log = logging.getLogger(__name__)
+
+
+def wav_seconds(path: str) -> float | None:
+    """Length of a WAV recording in seconds, None if it cannot be read as one."""
+    try:
+        with wave.open(path, "rb") as w:
+            rate = w.getframerate()
+            return round(w.getnframes() / rate, 3) if rate > 0 else None
+    except (OSError, EOFError, wave.Error):
+        return None
+
+
+def recording_lengths(paths: list[str]) -> dict[str, float]:
+    """The lengths of the WAV files among ``paths`` that can be read."""
+    out: dict[str, float] = {}
+    for p in paths:
+        secs = wav_seconds(p) if p.lower().endswith(".wav") else None
+        if secs is not None:
+            out[p] = secs
+    return out
 
 
 class RateMeter:
@@ -116,6 +137,14 @@ class Daemon:
                     snap.entries.append(e)
                 elif isinstance(e, ev.QueueParams):
                     snap.queues.append(e)
+            # calls whose channels are all gone ended while ccd could not see them: the
+            # recordings still running on them tell when (MixMonitor writes until hang-up)
+            present = {c.uniqueid for c in snap.channels}
+            paths = [ch.recording for call in self.model.calls.values()
+                     if call.channels and not present.intersection(call.channels)
+                     for ch in call.channels.values() if ch.recording]
+            if paths:
+                snap.recording_seconds = await asyncio.to_thread(recording_lengths, paths)
             before = set(self.model.calls)
             out = self.model.reconcile(snap)
             self.resyncs += 1

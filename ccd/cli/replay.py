@@ -38,6 +38,10 @@ def _t(ts: float | None) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%H:%M:%S.%f")[:-3]
 
 
+def _secs(v: float | None) -> str:
+    return "?" if v is None else f"{v:.3f}"  # None: the end of the call is not known
+
+
 def _summary(e: dict[str, Any]) -> str:
     skip = {"kind", "ts", "call_id", "record"}
     return " ".join(f"{k}={v}" for k, v in e.items() if k not in skip and v not in ("", None, []))
@@ -127,7 +131,7 @@ def replay(ctx: Ctx, file: Path, as_json: bool, agents: bool, store: bool) -> No
         caller = f"{r.caller_name} <{r.caller_num}>" if r.caller_name else r.caller_num
         c.add_row(r.call_id, r.direction, r.did, caller, r.queue,
                   "" if r.queue_wait is None else f"{r.queue_wait:.3f}", r.agent, r.outcome,
-                  r.hangup_by, f"{r.talk_seconds:.3f}", f"{r.total_seconds:.3f}",
+                  r.hangup_by, _secs(r.talk_seconds), _secs(r.total_seconds),
                   "\n".join(Path(x).name for x in r.recordings))
     console.print(c)
     if stored is not None:

@@ -94,7 +94,10 @@ class Channel:
     agi_script: str = ""
     agi_since: float = 0.0
     pending_recording: str = ""
+    pending_recording_opts: str = ""  # options of the dialplan's MixMonitor() about to start
     recording: str = ""
+    recording_since: float = 0.0
+    recording_opts: str = ""
     answered: float | None = None
 
     @property
@@ -196,6 +199,9 @@ class Snapshot:
     entries: list[ev.QueueEntry] = field(default_factory=list)
     queues: list[ev.QueueParams] = field(default_factory=list)
     complete_queues: bool = True  # QueueStatus answered for every queue
+    #: length in seconds of the recordings still running on calls that vanished (the WAV
+    #: files Asterisk wrote: what it still tells about when those calls ended)
+    recording_seconds: dict[str, float] = field(default_factory=dict)
 
 
 def interface_of(channel_name: str) -> str:
@@ -220,6 +226,7 @@ class LiveModel:
         self.agents: dict[str, Agent] = {}
         self.queues: dict[str, Queue] = {}
         self.last_ts = 0.0
+        self.last_seen = 0.0  # the last event before the AMI link went down
         self.ignored = 0
         self._source = ""  # tags agent_state events ("resync" while reconciling)
         self._locals: dict[str, str] = {}  # "Local/x@y-0001" -> uniqueid of ;1 or ;2 seen first
@@ -272,7 +279,9 @@ class LiveModel:
         return out
 
     def link_lost(self, ts: float) -> list[d.DomainEvent]:
-        """The AMI link dropped: nothing changes until the resync tells the truth."""
+        """The AMI link dropped: nothing changes until the resync tells the truth (calls are
+        known alive up to the last event received)."""
+        self.last_seen = self.last_ts or ts
         return [d.PbxEvent(ts, "link_lost")]
 
     def reconcile(self, snap: Snapshot) -> list[d.DomainEvent]:
@@ -293,13 +302,27 @@ class LiveModel:
         out: list[d.DomainEvent] = []
         now = snap.ts
         present = {c.uniqueid: c for c in snap.channels}
-        # 1. channels that vanished
-        for uid in [u for u in self.channels if u not in present]:
+        # 1. channels that vanished: their calls ended while ccd could not see it. The end
+        # is what Asterisk still tells (a recording's length) or unknown, never "now".
+        last_seen = min(self.last_seen or now, now)
+        ends: dict[str, float | None] = {}
+        for call in self.calls.values():
+            if call.channels and not any(u in present for u in call.channels):
+                ends[call.call_id] = self._end_from_recordings(call, snap, last_seen)
+        def customers_first(uid: str) -> int:
+            call = self.calls.get(self.channels[uid].linkedid)
+            return 0 if call is not None and call.customer == uid else 1
+
+        for uid in sorted((u for u in self.channels if u not in present), key=customers_first):
+            if uid not in self.channels:
+                continue
             ch = self.channels[uid]
             call = self.calls.get(ch.linkedid)
-            self._remove_channel(ch, now, out, vanished=True)
+            end = ends.get(ch.linkedid)
+            self._remove_channel(ch, now, out, vanished=True, stop=end)
             if call is not None and not call.channels:
-                self._finish(call, now, out, end_reason="vanished while the AMI link was down")
+                self._finish(call, now, out, end_reason="vanished while the AMI link was down",
+                             end=end, window=(last_seen, max(now, end or now)))
         # 2. channels that appeared
         for c in snap.channels:
             if c.uniqueid in self.channels:
@@ -349,6 +372,24 @@ class LiveModel:
         out.append(d.PbxEvent(now, "resynced",
                               f"{len(snap.channels)} channels, {len(self.calls)} calls"))
         return out
+
+    def _end_from_recordings(self, call: Call, snap: Snapshot, last_seen: float
+                             ) -> float | None:
+        """When a call that vanished ended, by the recordings still running on it: a
+        MixMonitor without the ``b`` option writes until its channel hangs up, so its start
+        plus the WAV's length is the end. None when nothing tells (or it contradicts)."""
+        found = []
+        for ch in call.channels.values():
+            secs = snap.recording_seconds.get(ch.recording) if ch.recording else None
+            if secs is not None and "b" not in ch.recording_opts:
+                found.append(ch.recording_since + secs)
+        if not found:
+            return None
+        end = max(found)
+        if end < last_seen - 1.0 or end > snap.ts + 3600.0:
+            return None  # shorter than what ccd saw, or absurdly long: not the end
+        # (snap.ts is ccd's estimate of Asterisk's clock: the file's length is Asterisk's)
+        return max(end, last_seen)
 
     # ------------------------------------------------------------------ channels
 
@@ -431,6 +472,8 @@ class LiveModel:
             out.append(d.IvrEntered(e.ts, call.call_id, ch.name, script))
         elif e.application == "Hangup":
             ch.dialplan_hangup = True
+        elif e.application == "MixMonitor":  # the dialplan's: its options matter (b)
+            ch.pending_recording_opts = e.appdata.split(",")[1] if "," in e.appdata else ""
 
     def _start_call(self, call: Call, ts: float, out: list[d.DomainEvent],
                     adopted: bool = False) -> None:
@@ -662,7 +705,9 @@ class LiveModel:
             self._finish(call, e.ts, out)
 
     def _remove_channel(self, ch: Channel, ts: float, out: list[d.DomainEvent],
-                        vanished: bool = False) -> None:
+                        vanished: bool = False, stop: float | None = None) -> None:
+        """Forget a channel that hung up at ``ts`` (or vanished: then ``stop`` is when it
+        ended as far as Asterisk still told, None if not known)."""
         call = self.calls.get(ch.linkedid)
         self.channels.pop(ch.uniqueid, None)
         if call is None:
@@ -673,10 +718,14 @@ class LiveModel:
         if ch.agi_script:
             self._ivr_left(call, ch, ts, "HANGUP", out)
         if ch.recording:
-            out.append(d.RecordingStopped(ts, call.call_id, ch.name, ch.recording))
+            if not vanished or stop is not None:  # else its stop time is not known
+                out.append(d.RecordingStopped(ts if not vanished else stop or ts,
+                                              call.call_id, ch.name, ch.recording))
             ch.recording = ""
         if ch.held_since is not None:
-            self._unhold_channel(call, ch, ts, out)
+            # a hold still on when the channel vanished counts until it was last seen
+            self._unhold_channel(call, ch, ts if not vanished else
+                                 (stop or max(ch.held_since, self.last_seen)), out)
         self._clear_ringing(ch.uniqueid, ts, out)
         if ch.bridge:
             self.bridges.get(ch.bridge, set()).discard(ch.uniqueid)
@@ -687,6 +736,12 @@ class LiveModel:
         base = _local_base(ch.name)
         if base and self._locals.get(base) == ch.uniqueid:
             del self._locals[base]
+        if vanished:  # the talk it was in ended when the call did: ``stop``, or not known
+            ended = set(call.open_segments) if ch.uniqueid == call.customer else \
+                {ch.uniqueid} & set(call.open_segments)
+            for uid in ended:
+                call.open_segments.pop(uid).end = stop
+            call.peers = call.peers - ended
         self._recompute(call, ts, out)
         for agent in self.agents.values():
             if ch.uniqueid in agent.calls:
@@ -695,22 +750,32 @@ class LiveModel:
                 self._agent_update(agent, ts, out)
 
     def _finish(self, call: Call, ts: float, out: list[d.DomainEvent],
-                end_reason: str = "") -> None:
+                end_reason: str = "", end: float | None = None,
+                window: tuple[float, float] | None = None) -> None:
+        """The call is over: its record, published at ``ts``. With ``window`` ccd did not see
+        the end: it lies in ``window`` and is ``end`` if Asterisk still told it, else
+        unknown (no end, no durations)."""
         self.calls.pop(call.call_id, None)
         for q in self.queues.values():
             q.waiting.pop(call.call_id, None)
         if not call.started:
             self._start_call(call, call.record.start, out)
         rec = call.record
+        stop: float | None = ts
+        if window is not None:
+            stop = end
+            rec.end_window = [round(window[0], 6), round(window[1], 6)]
+            rec.end_source = "recording" if end is not None else "unknown"
         for seg in list(call.open_segments.values()):
-            seg.end = ts
+            seg.end = stop
         call.open_segments.clear()
         if call.spy is not None and call.spy["segment"] is not None \
                 and call.spy["segment"].end is None:
-            call.spy["segment"].end = ts
-        rec.end = ts
-        rec.total_seconds = round(ts - rec.start, 3)
-        rec.talk_seconds = round(sum(s.seconds for s in rec.segments), 3)
+            call.spy["segment"].end = stop
+        rec.end = stop
+        rec.total_seconds = None if stop is None else round(stop - rec.start, 3)
+        rec.talk_seconds = None if any(s.end is None for s in rec.segments) else \
+            round(sum(s.seconds for s in rec.segments), 3)
         rec.hold_seconds = round(rec.hold_seconds, 3)
         if call.end_signal is not None:
             rec.hangup_by = call.end_signal[0]
@@ -927,6 +992,8 @@ class LiveModel:
             if ch.recording and ch.recording == ch.pending_recording:
                 return  # a duplicate
             ch.recording = ch.pending_recording
+            ch.recording_since, ch.recording_opts = e.ts, ch.pending_recording_opts
+            ch.pending_recording_opts = ""
             if ch.recording and ch.recording not in call.record.recordings:
                 call.record.recordings.append(ch.recording)
             out.append(d.RecordingStarted(e.ts, call.call_id, ch.name, ch.recording))

@@ -231,7 +231,7 @@ class StatsCollector:
             if key is None:
                 continue
             row = self._row(*key)
-            if e.talk_seconds is None or rec.end is None:
+            if e.talk_seconds is None:
                 row.talk_unknown += 1
                 self._unknown.add((e.call_id, agent))
                 continue

@@ -3,6 +3,8 @@ and supervisor legs, calls that end while ccd cannot see them, restarts."""
 
 from __future__ import annotations
 
+import pytest
+
 from ccd.sim.channel import Channel
 
 ALICE, BOB = "PJSIP/1001", "PJSIP/1002"
@@ -74,3 +76,29 @@ async def test_a_supervisors_listen_leg_is_a_spy_call(stack) -> None:
                     spy)
     assert row == ("demo", "spy", "PJSIP/1005", "whisper", cid)
     assert cid in stack.daemon.model.calls  # the customer's call goes on
+
+
+async def test_a_call_ending_while_the_link_is_down_ends_when_its_recording_does(stack) -> None:
+    import wave
+
+    await stack.login(ALICE)
+    call, cid = await answered(stack)
+    await stack.until(lambda: stack.daemon.model.calls[cid].record.recordings,
+                      what="ccd's recording")
+    await stack.sim.clock.sleep(2)
+    stack.sim.stall(True)  # Asterisk hangs: no Pong, no events
+    await stack.until(lambda: stack.daemon.client.stats.ping_timeouts >= 1, what="watchdog")
+    stack.sim.phone("2000").hangup(call)  # the call ends while ccd sees nothing
+    await stack.sim.clock.sleep(2)
+    stack.sim.stall(False)
+    _, _, by, _, end_reason, talk, record = await stack.stored_call(cid, timeout=30)
+    assert (by, end_reason, record["end_source"]) == (
+        "unknown", "vanished while the AMI link was down", "recording")
+    [path] = record["recordings"]
+    with wave.open(path) as w:
+        seconds = w.getnframes() / w.getframerate()
+    # ccd started recording when Alice answered: the talk is the recording's length
+    assert float(talk) == pytest.approx(seconds, abs=0.5)
+    row = stack.row("SELECT ended_at IS NOT NULL, end_after < end_before, total_seconds "
+                    "FROM calls WHERE call_id = %s", cid)
+    assert row[0] is True and row[1] is True and row[2] is not None

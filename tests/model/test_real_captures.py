@@ -212,3 +212,75 @@ def test_supervisor_legs_are_spy_calls_not_customer_calls() -> None:
             "spy", "PJSIP/1005", "failed", "supervisor")
     assert not any(e.kind in ("queued", "answered") and e.call_id != customer_call["call_id"]
                    for e in events)
+
+
+# ------------------------------------------------------------------ #5 link down at the end
+
+
+def _note_time(name: str, note: str) -> float:
+    text = capture(name).read_bytes().decode(errors="replace")
+    return float(re.search(r"# t=([0-9.]+) note driver: " + re.escape(note), text).group(1))
+
+
+def _until_link_cut(name: str, cut: float) -> LiveModel:
+    """The model of a ccd whose AMI link was cut at ``cut``: every frame received before."""
+    from ccd.ami.capture import timed_chunks
+    from ccd.ami.ingest import Ingest
+
+    model = LiveModel(ModelConfig(outbound_contexts=frozenset({"ccd-outbound"})))
+    ingest = Ingest(model)
+    for now, chunk in timed_chunks(capture(name).read_bytes()):
+        if now >= cut:
+            break
+        ingest.feed(chunk, now)
+    model.link_lost(cut)
+    return model
+
+
+def _recording_seconds(path: str) -> float:
+    """The WAV's length from real-2/recordings.txt (a directory listing, sox --i -D)."""
+    for line in (capture("T7c").parent / "recordings.txt").read_text().splitlines():
+        if line.startswith(path + "\t"):
+            return float(line.split("\t")[2])
+    raise AssertionError(path)
+
+
+def test_a_call_ending_while_the_link_is_down_ends_when_its_recording_does() -> None:
+    """T7c: ccd's link is cut at the proxy, the caller hangs up during the outage, the link
+    comes back ~7 s later with no channel left. ccd's recording of the call (3.52 s) says
+    when it ended: the talk is the phones' 3.527 s, not the 14.5 s to the reconnect."""
+    from ccd.model.live import Snapshot
+
+    truth = expected("T7c")["calls"][0]
+    times = truth["driver_times"]
+    cut = _note_time("T7c", "proxy-cut")
+    model = _until_link_cut("T7c", cut)
+    call = model.calls[truth["call_id"]]
+    [path] = call.record.recordings
+    out = model.reconcile(Snapshot(ts=times["proxy_open"] + 0.5,
+                                   recording_seconds={path: _recording_seconds(path)}))
+    [r] = [e.record for e in out if isinstance(e, CallEnded)]
+    assert (r.hangup_by, r.end_reason, r.end_source) == (
+        "unknown", "vanished while the AMI link was down", "recording")
+    assert r.talk_seconds == pytest.approx(truth["talk_time_s"], abs=0.01)
+    assert r.end == pytest.approx(times["caller_hangup"], abs=0.02)
+    assert r.end_window[0] < times["proxy_cut"] and r.end_window[1] > times["proxy_open"]
+    stopped = [e for e in out if e.kind == "recording_stopped"]
+    assert [e.ts for e in stopped] == [r.end]
+
+
+def test_a_call_ending_unseen_without_evidence_has_an_unknown_end() -> None:
+    """T7c again, but no recording length to read: no end, no durations, the window."""
+    from ccd.model.live import Snapshot
+
+    truth = expected("T7c")["calls"][0]
+    times = truth["driver_times"]
+    model = _until_link_cut("T7c", _note_time("T7c", "proxy-cut"))
+    out = model.reconcile(Snapshot(ts=times["proxy_open"] + 0.5))
+    [e] = [e for e in out if isinstance(e, CallEnded)]
+    r = e.record
+    assert (r.end, r.talk_seconds, r.total_seconds, e.talk_seconds) == (None, None, None, None)
+    assert (r.hangup_by, r.end_source, r.outcome) == ("unknown", "unknown", "answered")
+    assert r.end_window[0] <= times["caller_hangup"] <= r.end_window[1]
+    assert r.end_window[1] == pytest.approx(times["proxy_open"] + 0.5)
+    assert not [x for x in out if x.kind == "recording_stopped"]  # its stop is not known

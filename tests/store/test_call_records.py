@@ -157,3 +157,49 @@ def test_supervisor_legs_are_stored_as_spy_calls_outside_the_statistics(db_url: 
                                                                          "failed")
     [(queue, row)] = [(k[0], v) for k, v in st.queues.items()]
     assert (queue, row.offered, row.answered) == ("support", 1, 1)
+
+
+# ------------------------------------------------------------------ #5 end not seen
+
+
+def test_a_call_whose_end_ccd_did_not_see_is_stored_with_an_unknown_end(db_url: str,
+                                                                        tmp_path: Path) -> None:
+    """T7c up to the cut of ccd's AMI link, then a resync that finds no channel and no
+    recording length: NULL end and durations, the window, out of talk and AHT."""
+    import re
+    from datetime import UTC, datetime
+
+    from ccd.ami.capture import timed_chunks
+    from ccd.ami.ingest import Ingest
+    from ccd.jobs.stats import compute
+    from ccd.model.live import Snapshot
+
+    seed(db_url, tmp_path)
+    config = load(None, {"CCD_DATA_DIR": str(tmp_path), "CCD_DATABASE_URL": db_url})
+    truth = expected("T7c-")["calls"][0]
+    text = capture("T7c-").read_bytes()
+    cut = float(re.search(rb"# t=([0-9.]+) note driver: proxy-cut", text).group(1))
+    model = LiveModel(config.model_config_obj())
+    configure(model, db_url)
+    ingest, events = Ingest(model), []
+    for now, chunk in timed_chunks(text):
+        if now >= cut:
+            break
+        events += ingest.feed(chunk, now)
+    events += model.link_lost(cut)
+    events += model.reconcile(Snapshot(ts=truth["driver_times"]["proxy_open"] + 0.5))
+    asyncio.run(store_events(config, db_url, events))
+    row = call(db_url, truth["call_id"])
+    assert (row["open"], row["ended_at"], row["talk_seconds"], row["total_seconds"]) == (
+        False, None, None, None)
+    assert (row["hangup_by"], row["end_reason"], row["outcome"]) == (
+        "unknown", "vanished while the AMI link was down", "answered")
+    assert row["end_after"].timestamp() <= truth["driver_times"]["caller_hangup"] \
+        <= row["end_before"].timestamp()
+    with psycopg.connect(db_url) as conn:
+        st = compute(conn, datetime(2026, 12, 8, tzinfo=UTC), datetime(2026, 12, 9, tzinfo=UTC))
+        stopped = conn.execute("SELECT stopped_at FROM recordings WHERE call_id = %s",
+                               (truth["call_id"],)).fetchall()
+    tot = st.totals("support")
+    assert (tot.answered, tot.talk_unknown, tot.talk, tot.aht) == (1, 1, 0.0, None)
+    assert stopped == [(None,)]  # when the recording stopped is not known either
