@@ -22,7 +22,7 @@ from ccd.api import ApiServer, token_for
 from ccd.bus import Bus
 from ccd.config import Config, redact_url
 from ccd.model.domain import DomainEvent
-from ccd.model.live import LiveModel, Snapshot
+from ccd.model.live import KnownCall, LiveModel, Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,10 @@ class Daemon:
                                 self._on_disconnect)
         self._resync_buffer: list[tuple[bytes, float]] | None = None
         self.resync_hooks: list[Callable[[], Awaitable[Any]]] = []
+        #: reads the calls ccd had stored as open (set by ``run_daemon``); the first resync
+        #: keeps what they say for the calls Asterisk still has and closes the others
+        self.known_loader: Callable[[], Awaitable[dict[str, KnownCall]]] | None = None
+        self._known: dict[str, KnownCall] | None = None
         self._last_event_mono = time.monotonic()
         self.resyncs = 0
         self.last_resync: dict[str, Any] = {}
@@ -124,11 +128,18 @@ class Daemon:
         try:
             chans = await self.client.list_action("CoreShowChannels")
             queues = await self.client.list_action("QueueStatus")
+            status = await self._status()
             snap = Snapshot(ts=self.model_now())
             for f in chans.events:
                 e = ev.decode_fields(f, snap.ts)
                 if isinstance(e, ev.CoreShowChannel):
                     snap.channels.append(e)
+            for f in status:
+                e = ev.decode_fields(f, snap.ts)
+                if isinstance(e, ev.ChannelStatus):
+                    snap.status[e.uniqueid] = e
+            if self._known is not None:  # the first resync after ccd started
+                snap.known, self._known = self._known, None
             for f in queues.events:
                 e = ev.decode_fields(f, snap.ts)
                 if isinstance(e, ev.QueueMemberEvent):
@@ -140,9 +151,12 @@ class Daemon:
             # calls whose channels are all gone ended while ccd could not see them: the
             # recordings still running on them tell when (MixMonitor writes until hang-up)
             present = {c.uniqueid for c in snap.channels}
+            linked = {c.linkedid for c in snap.channels}
             paths = [ch.recording for call in self.model.calls.values()
                      if call.channels and not present.intersection(call.channels)
                      for ch in call.channels.values() if ch.recording]
+            paths += [p for cid, k in snap.known.items() if cid not in linked
+                      for p in k.recordings]
             if paths:
                 snap.recording_seconds = await asyncio.to_thread(recording_lengths, paths)
             before = set(self.model.calls)
@@ -166,6 +180,16 @@ class Daemon:
                 await hook()
             except Exception:
                 log.exception("after-resync hook failed")
+
+    async def _status(self) -> list[dict[str, str]]:
+        """AMI Status of every channel with its variables (DNID, CCD_*, MIXMONITOR_FILENAME,
+        app_queue's ...): what Asterisk still knows about calls ccd did not see start."""
+        try:
+            resp = await self.client.list_action("Status", {"AllVariables": "true"})
+        except Exception as exc:
+            log.warning("resync without channel variables (Status failed: %s)", exc)
+            return []
+        return resp.events
 
     def _on_disconnect(self, reason: str) -> None:
         self.publish(self.model.link_lost(self.model_now()))
@@ -236,6 +260,12 @@ class Daemon:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self._stop.set)
         await self.api.start()
+        if self.known_loader is not None:
+            try:
+                self._known = await self.known_loader()
+            except Exception as exc:
+                log.error("calls left open by the previous run not read (%s); they are "
+                          "reconciled at the next start", exc)
         if self.config.metrics.port:
             from ccd.metrics import serve
 

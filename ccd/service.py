@@ -4,6 +4,7 @@ event writer, the daemon and its services."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -18,6 +19,7 @@ from ccd.services.wiring import Services
 from ccd.store import migrate
 from ccd.store.db import DatabaseUnavailable, open_async_pool
 from ccd.store.embedded import database_url
+from ccd.store.known import open_calls
 from ccd.store.writer import EventWriter
 from ccd.web.server import Panel, register_methods, start_panel
 
@@ -57,6 +59,13 @@ async def run_daemon(config: Config, *, ready: asyncio.Event | None = None,
         daemon.writer = writer
         daemon.pool = pool
         daemon.bus.subscribe("store", writer.submit)
+
+        async def known_calls() -> dict[str, Any]:
+            # what the previous run left in the spool first, then the calls still open
+            with contextlib.suppress(TimeoutError):
+                await writer.flush(15)
+            return await open_calls(pool)
+        daemon.known_loader = known_calls
         services = Services(config, daemon, url)
         if extra is not None:
             extra["daemon"] = daemon

@@ -270,6 +270,16 @@ class CoreShowChannel(ChannelEvent):
 
 
 @dataclass(slots=True)
+class ChannelStatus(ChannelEvent):
+    """One channel in a Status answer: what Asterisk still knows about it (with
+    ``AllVariables``: its channel variables, names without the ``__`` inheritance prefix)."""
+
+    dnid: str  # the number dialled to reach it (an inbound call's DID)
+    seconds: int
+    variables: dict[str, str]
+
+
+@dataclass(slots=True)
 class SystemEvent(AmiEvent):
     """FullyBooted / Shutdown / Reload: ``restart`` is set for Shutdown."""
 
@@ -442,6 +452,15 @@ def _core_show(d: dict[str, str], now: float) -> AmiEvent:
                  d.get("ApplicationData", ""), _hms(d.get("Duration", "")))
 
 
+def _status(d: dict[str, str], now: float) -> AmiEvent:
+    variables: dict[str, str] = {}
+    for item in values(d, "Variable"):
+        name, sep, value = item.partition("=")
+        if sep and name and value != "(null)":  # (null): asked for, not set
+            variables[name.lstrip("_")] = value
+    return _chan(ChannelStatus, d, now, _f(d, "DNID"), _i(d, "Seconds"), variables)
+
+
 def _system(d: dict[str, str], now: float) -> AmiEvent:
     return SystemEvent(d.get("Event", ""), _ts(d, now), d.get("Restart", "") == "True",
                        _i(d, "Uptime"))
@@ -497,6 +516,7 @@ BUILDERS: dict[bytes, Callable[[dict[str, str], float], AmiEvent]] = {
     b"ChanSpyStart": _chanspy,
     b"ChanSpyStop": _chanspy,
     b"CoreShowChannel": _core_show,
+    b"Status": _status,
     b"FullyBooted": _system,
     b"Shutdown": _system,
     b"CoreShowChannelsComplete": _complete,

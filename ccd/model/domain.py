@@ -40,6 +40,7 @@ class CallStarted(DomainEvent):
     agent: str = ""  # the agent placing an outbound call / spied on by a supervisor
     supervisor: str = ""  # spy legs: the supervisor's interface
     tenant: str = ""  # the CCD_TENANT tag ccd's Originates set, when there is one
+    start: float | None = None  # when its first channel appeared (``ts``: when it is known)
 
 
 @dataclass(slots=True)
@@ -147,6 +148,7 @@ class RecordingStarted(DomainEvent):
     call_id: str
     channel: str
     file: str
+    adopted: bool = False  # found running by a resync: it started before ``ts``
 
 
 @dataclass(slots=True)

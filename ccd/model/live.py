@@ -60,6 +60,7 @@ class ModelConfig:
     inbound_contexts: frozenset[str] = frozenset({"from-trunk"})
     outbound_contexts: frozenset[str] = frozenset()
     agent_interfaces: frozenset[str] = frozenset()  # agents ccd knows (its database)
+    dids: frozenset[str] = frozenset()  # the numbers trunk calls arrive on (its database)
     wrapup: dict[str, float] = field(default_factory=dict)  # queue -> seconds
     default_wrapup: float = 0.0
     call_variables: frozenset[str] = frozenset({"CUSTOMER_ID", "IVR_CHOICE"})
@@ -82,6 +83,7 @@ class Channel:
     own_num: str = ""  # the caller ID it was created with (its endpoint's own)
     own_name: str = ""
     originated: bool = False  # created by an Originate (a DialBegin without a caller)
+    dnid: str = ""  # adopted channels: the number dialled to reach it (AMI Status DNID)
     bridge: str = ""
     partner: str = ""  # the other half of a Local/ channel pair
     hangup_by: str = ""  # CCD_HANGUP_BY: who asked ccd to hang this channel up
@@ -141,6 +143,7 @@ class Call:
     local_opt: int = 0
     spy: dict[str, Any] | None = None  # a supervisor's ChanSpy leg: uid, mode, agent ...
     agent_uid: str = ""  # an Originate that rang a known agent first: the agent's channel
+    known: KnownCall | None = None  # what ccd had stored before it (re)started
     last_cause: int = 0
     last_cause_txt: str = ""
     shutdown: bool = False
@@ -202,6 +205,23 @@ class Snapshot:
     #: length in seconds of the recordings still running on calls that vanished (the WAV
     #: files Asterisk wrote: what it still tells about when those calls ended)
     recording_seconds: dict[str, float] = field(default_factory=dict)
+    #: AMI Status of each channel (``AllVariables``): DNID and channel variables
+    status: dict[str, ev.ChannelStatus] = field(default_factory=dict)
+    #: calls ccd had stored as still open when it started (what it knew of them)
+    known: dict[str, KnownCall] = field(default_factory=dict)
+    why_gone: str = "vanished while the AMI link was down"  # end_reason of vanished calls
+
+
+@dataclass(slots=True)
+class KnownCall:
+    """What ccd had stored about a call that was still open when ccd (re)started: kept for
+    the call if Asterisk still has it, closed with it if not."""
+
+    record: d.CallRecord  # direction, DID, caller, start, queue, agent, recordings, IVR ...
+    last_seen: float  # known alive until then (the last event ccd stored)
+    queued_at: float | None = None  # still waiting in ``record.queue`` since then
+    talking_since: dict[str, float] = field(default_factory=dict)  # channel -> since
+    recordings: dict[str, float] = field(default_factory=dict)  # running: path -> since
 
 
 def interface_of(channel_name: str) -> str:
@@ -229,6 +249,7 @@ class LiveModel:
         self.last_seen = 0.0  # the last event before the AMI link went down
         self.ignored = 0
         self._source = ""  # tags agent_state events ("resync" while reconciling)
+        self._adopting = False  # bridges found by a resync: talk that began unseen
         self._locals: dict[str, str] = {}  # "Local/x@y-0001" -> uniqueid of ;1 or ;2 seen first
         self._handlers = {
             ev.Newchannel: self._newchannel,
@@ -302,13 +323,15 @@ class LiveModel:
         out: list[d.DomainEvent] = []
         now = snap.ts
         present = {c.uniqueid: c for c in snap.channels}
+        linked = {c.linkedid for c in snap.channels}
         # 1. channels that vanished: their calls ended while ccd could not see it. The end
         # is what Asterisk still tells (a recording's length) or unknown, never "now".
-        last_seen = min(self.last_seen or now, now)
+        last_seen = self.last_seen or now
         ends: dict[str, float | None] = {}
         for call in self.calls.values():
             if call.channels and not any(u in present for u in call.channels):
                 ends[call.call_id] = self._end_from_recordings(call, snap, last_seen)
+
         def customers_first(uid: str) -> int:
             call = self.calls.get(self.channels[uid].linkedid)
             return 0 if call is not None and call.customer == uid else 1
@@ -321,20 +344,24 @@ class LiveModel:
             end = ends.get(ch.linkedid)
             self._remove_channel(ch, now, out, vanished=True, stop=end)
             if call is not None and not call.channels:
-                self._finish(call, now, out, end_reason="vanished while the AMI link was down",
-                             end=end, window=(last_seen, max(now, end or now)))
-        # 2. channels that appeared
+                self._finish(call, now, out, end_reason=snap.why_gone, end=end,
+                             window=(last_seen, max(now, last_seen, end or now)))
+        # calls ccd had stored as open that Asterisk no longer has: ended while ccd was down
+        for call_id, known in snap.known.items():
+            if call_id not in linked and call_id not in self.calls:
+                self._finish_known(known, snap, out)
+        # 2. channels that appeared: adopted with what Asterisk (and ccd's store) still know
+        adopted: dict[str, Call] = {}
         for c in snap.channels:
             if c.uniqueid in self.channels:
-                ch = self.channels[c.uniqueid]
-                ch.state = c.state
+                self.channels[c.uniqueid].state = c.state
                 continue
-            self._adopt_channel(c, now, out)
-        for c in snap.channels:
-            if c.bridge:
-                ch = self.channels.get(c.uniqueid)
-                if ch is not None and ch.bridge != c.bridge:
-                    self._enter_bridge(ch, c.bridge, now, out)
+            call = self._adopt_channel(c, now, snap.status.get(c.uniqueid))
+            adopted.setdefault(call.call_id, call)
+        for call in adopted.values():
+            known = snap.known.get(call.call_id)
+            if known is not None and not call.started:
+                self._restore(call, known, now)
         # 3. queue entries
         entries = {e.uniqueid: e for e in snap.entries}
         for call in self.calls.values():
@@ -350,10 +377,31 @@ class LiveModel:
             call = self.calls[ch.linkedid]
             if call.wait is None:
                 call.customer, call.customer_from_queue = ch.uniqueid, True
-                call.wait = QueueWait(e.queue, now - e.wait, e.position, e.position)
+                known = call.known
+                if known is not None and known.queued_at is not None \
+                        and known.record.queue == e.queue:
+                    joined = known.queued_at  # what ccd saw: to the millisecond
+                else:  # Asterisk's Wait is whole seconds, truncated: +-0.5 s at worst
+                    joined = now - e.wait - 0.5
+                    if "queue_wait" not in call.record.estimated:
+                        call.record.estimated.append("queue_wait")
+                call.wait = QueueWait(e.queue, joined, e.position, e.position)
                 call.record.queue = call.record.queue or e.queue
+                if call.record.queue_position is None:
+                    call.record.queue_position = e.position
                 self.queues.setdefault(e.queue, Queue(e.queue)).waiting[call.call_id] = \
                     call.wait.joined
+        for call in adopted.values():
+            self._start_adopted(call, now, out)
+        self._adopting = True
+        try:
+            for c in snap.channels:
+                if c.bridge:
+                    ch = self.channels.get(c.uniqueid)
+                    if ch is not None and ch.bridge != c.bridge:
+                        self._enter_bridge(ch, c.bridge, now, out)
+        finally:
+            self._adopting = False
         # 4. queue members
         if snap.complete_queues:
             seen: dict[str, set[str]] = {}
@@ -372,6 +420,72 @@ class LiveModel:
         out.append(d.PbxEvent(now, "resynced",
                               f"{len(snap.channels)} channels, {len(self.calls)} calls"))
         return out
+
+    def _finish_known(self, known: KnownCall, snap: Snapshot, out: list[d.DomainEvent]) -> None:
+        """A call ccd had stored as open and Asterisk no longer has: it ended while ccd was
+        not running. Closed with what ccd knew, its end from a recording's length or
+        unknown (never the time ccd came back)."""
+        now = snap.ts
+        rec = d.record_from_dict(known.record.to_dict())
+        call = Call(rec.call_id, rec, started=True, known=known)
+        for name, since in known.talking_since.items():
+            rec.segments.append(d.Segment(interface_of(name), name, since))
+        last_seen = known.last_seen
+        ends = [since + snap.recording_seconds[path] for path, since in
+                known.recordings.items() if path in snap.recording_seconds]
+        end = max(ends) if ends else None
+        if end is not None and not last_seen - 1.0 <= end <= now + 3600.0:
+            end = None
+        if end is not None:
+            end = max(end, last_seen)
+        for seg in rec.segments:
+            if seg.end is None:
+                seg.end = end
+                if end is not None and "talk" not in rec.estimated:
+                    rec.estimated.append("talk")
+        self._finish(call, now, out, end_reason="ended while ccd was not running", end=end,
+                     window=(last_seen, max(now, last_seen, end or now)))
+
+    def _restore(self, call: Call, known: KnownCall, now: float) -> None:
+        """An adopted call ccd had stored as open: it keeps what ccd already knew (no second
+        call_started; its start, DID, queue, wait, agent and talk as they were seen)."""
+        call.known = known
+        rec = call.record
+        old = known.record
+        for f in ("direction", "did", "caller_num", "caller_name", "dialed", "queue",
+                  "queue_wait", "queue_position", "outcome", "agent", "agent_name",
+                  "agent_channel", "customer_channel", "supervisor", "spy_mode", "spied_call",
+                  "answer"):
+            value = getattr(old, f)
+            if value not in ("", None):
+                setattr(rec, f, value)
+        rec.start = old.start or rec.start
+        rec.ivr = list(old.ivr) + rec.ivr
+        rec.segments = [*(sg for sg in old.segments if sg.end is not None), *rec.segments]
+        rec.transfers = list(old.transfers)
+        rec.holds, rec.hold_seconds = list(old.holds), old.hold_seconds
+        rec.recordings = list(dict.fromkeys([*old.recordings, *rec.recordings]))
+        pairs = dict(zip(old.uniqueids, old.channels, strict=False))
+        pairs.update(zip(rec.uniqueids, rec.channels, strict=False))
+        rec.uniqueids, rec.channels = list(pairs), list(pairs.values())
+        rec.variables = {**old.variables, **rec.variables}
+        rec.adopted = True
+        rec.estimated = [e for e in rec.estimated if e != "start" and not (
+            e == "queue_wait" and old.queue_wait is not None)]
+        for ch in call.channels.values():
+            if ch.name == old.customer_channel:
+                call.customer = ch.uniqueid
+            if ch.name == old.agent_channel and old.direction == "outbound" and \
+                    old.customer_channel != ch.name:
+                call.agent_uid = ch.uniqueid
+            if ch.recording and ch.recording in known.recordings:
+                ch.recording_since = known.recordings[ch.recording]
+        if old.direction == "spy":
+            sup = next((c for c in call.channels.values() if c.name == old.customer_channel),
+                       None)
+            if sup is not None:
+                self._spy(call, sup, mode=old.spy_mode, agent=old.agent)
+        call.started = True  # its call_started is stored already
 
     def _end_from_recordings(self, call: Call, snap: Snapshot, last_seen: float
                              ) -> float | None:
@@ -499,15 +613,26 @@ class LiveModel:
             rec.caller_name = rec.caller_name or cust.caller_name
             if cust.dialplan and cust.context in self.config.inbound_contexts:
                 rec.direction, rec.did = "inbound", cust.exten
-            elif (first is not None and first.first_state == 0) \
-                    or cust.context in self.config.outbound_contexts:
+            elif adopted and cust.dnid and self._is_did(cust):
+                rec.direction, rec.did = "inbound", cust.dnid  # it came in on that number
+            elif (first is not None and first.first_state == 0 and not adopted) \
+                    or cust.context in self.config.outbound_contexts \
+                    or "CCD_ATTEMPT" in rec.variables:
                 rec.direction = "outbound"
             else:
                 rec.direction = "internal"
         out.append(d.CallStarted(ts, call.call_id, rec.direction, rec.did, rec.caller_num,
                                  rec.caller_name, cust.name if cust else "",
                                  cust.uniqueid if cust else "", adopted, rec.dialed,
-                                 tenant=rec.variables.get("CCD_TENANT", "")))
+                                 tenant=rec.variables.get("CCD_TENANT", ""), start=rec.start))
+
+    def _is_did(self, ch: Channel) -> bool:
+        """An adopted channel's DNID is a DID: one of ccd's, or (ccd knows none) any number
+        dialled to reach a phone that is not an agent's."""
+        if self.config.dids:
+            return ch.dnid in self.config.dids
+        return not ch.is_local and ch.interface not in self.agents \
+            and ch.interface not in self.config.agent_interfaces
 
     def _start_agent_call(self, call: Call, ts: float, out: list[d.DomainEvent],
                           adopted: bool) -> None:
@@ -529,7 +654,8 @@ class LiveModel:
         out.append(d.CallStarted(ts, call.call_id, rec.direction, rec.did, rec.caller_num,
                                  rec.caller_name, cust.name if cust else "",
                                  cust.uniqueid if cust else "", adopted, rec.dialed,
-                                 agent=rec.agent, tenant=rec.variables.get("CCD_TENANT", "")))
+                                 agent=rec.agent, tenant=rec.variables.get("CCD_TENANT", ""),
+                                 start=rec.start))
 
     def _customer_leg(self, call: Call, cust: Channel) -> None:
         """The party an agent's call dialled becomes its customer: the caller ID it shows
@@ -565,7 +691,7 @@ class LiveModel:
         out.append(d.CallStarted(ts, call.call_id, "spy", "", rec.caller_num, rec.caller_name,
                                  sup.name, sup.uniqueid, adopted, agent=rec.agent,
                                  supervisor=sup.interface,
-                                 tenant=rec.variables.get("CCD_TENANT", "")))
+                                 tenant=rec.variables.get("CCD_TENANT", ""), start=rec.start))
 
     def _chanspy(self, e: ev.ChanSpy, out: list[d.DomainEvent]) -> None:
         ch = self.channels.get(e.spyer_uniqueid)
@@ -766,6 +892,9 @@ class LiveModel:
             stop = end
             rec.end_window = [round(window[0], 6), round(window[1], 6)]
             rec.end_source = "recording" if end is not None else "unknown"
+        if window is not None and stop is not None and call.open_segments \
+                and "talk" not in rec.estimated:
+            rec.estimated.append("talk")  # to the end of the caller's channel: at most that
         for seg in list(call.open_segments.values()):
             seg.end = stop
         call.open_segments.clear()
@@ -909,7 +1038,12 @@ class LiveModel:
                 seg.end = ts
         for uid in peers - call.peers:
             pch = self.channels[uid]
-            seg = d.Segment(pch.interface, pch.name, ts, queue=call.queue_legs.get(uid, ""))
+            since = ts
+            if call.known is not None and pch.name in call.known.talking_since:
+                since = call.known.talking_since.pop(pch.name)  # talking before ccd restarted
+            elif self._adopting and "talk" not in call.record.estimated:
+                call.record.estimated.append("talk")  # talking before ccd saw it: from now
+            seg = d.Segment(pch.interface, pch.name, since, queue=call.queue_legs.get(uid, ""))
             call.open_segments[uid] = seg
             call.party_uids.add(uid)
             call.record.segments.append(seg)
@@ -1361,11 +1495,14 @@ class LiveModel:
     # ------------------------------------------------------------------ adoption
 
     def _adopt_channel(self, c: ev.CoreShowChannel, now: float,
-                       out: list[d.DomainEvent]) -> None:
-        start = now - c.duration
+                       status: ev.ChannelStatus | None) -> Call:
+        """A channel Asterisk has and the model does not: its call, with what Asterisk's
+        CoreShowChannels and Status (DNID, variables) say about it."""
+        start = now - c.duration  # Duration is whole seconds
         call = self._call_for(c.linkedid, start)
         ch = Channel(c.uniqueid, c.channel, c.linkedid, start, c.state, c.state, c.caller_num,
                      c.caller_name, c.context, c.exten, home_context=c.context,
+                     own_num=c.caller_num, own_name=c.caller_name,
                      dialplan=c.application not in PSEUDO_APPS)
         if c.state == STATE_UP:
             ch.answered = start
@@ -1375,6 +1512,8 @@ class LiveModel:
         call.record.uniqueids.append(c.uniqueid)
         call.record.channels.append(c.channel)
         call.record.start = min(call.record.start, start)
+        if not call.started and "start" not in call.record.estimated:
+            call.record.estimated.append("start")
         base = _local_base(c.channel)
         if base:
             other = self._locals.pop(base, None)
@@ -1384,9 +1523,62 @@ class LiveModel:
                 self._locals[base] = c.uniqueid
         if c.application in AGI_APPS:
             ch.agi_script, ch.agi_since = c.app_data.split(",", 1)[0], now
-        if not call.started and (c.uniqueid == c.linkedid or c.application == "Queue"):
-            call.customer = c.uniqueid
-            self._start_call(call, start, out, adopted=True)
+        if c.application == "ChanSpy":
+            self._spy(call, ch, mode=_spy_mode(c.app_data.partition(",")[2]))
+        if status is not None:
+            self._adopt_status(call, ch, status)
+        return call
+
+    def _adopt_status(self, call: Call, ch: Channel, st: ev.ChannelStatus) -> None:
+        ch.dnid = st.dnid
+        rec = call.record
+        for name, value in st.variables.items():
+            if name == "MIXMONITOR_FILENAME" and value:
+                ch.recording = value  # its MixMonitor is still running (or was)
+                if value not in rec.recordings:
+                    rec.recordings.append(value)
+            elif name == "CCD_HANGUP_BY":
+                ch.hangup_by = _clean_who(value)
+            elif value and (name in self.config.call_variables
+                            or name.startswith(self.config.variable_prefix)):
+                rec.variables[name] = value
+                if name == "CCD_SPY_AGENT":
+                    self._spy(call, ch, agent=value)
+                elif name == "CCD_SPY_MODE":
+                    self._spy(call, ch, mode=value)
+        v = st.variables
+        if v.get("MEMBERINTERFACE") and v.get("QUEUENAME") and not rec.agent:
+            # a queue call answered before ccd saw it: app_queue's variables say by whom
+            rec.queue = rec.queue or v["QUEUENAME"]
+            rec.agent, rec.agent_name = v["MEMBERINTERFACE"], v.get("MEMBERNAME", "")
+            rec.outcome = rec.outcome or "answered"
+            if v.get("QEHOLDTIME", "").isdigit() and rec.queue_wait is None:
+                rec.queue_wait = float(v["QEHOLDTIME"])  # whole seconds
+                rec.estimated.append("queue_wait")
+
+    def _start_adopted(self, call: Call, now: float, out: list[d.DomainEvent]) -> None:
+        """Start an adopted call once all its channels and its queue entry are known."""
+        for uid, ch in call.channels.items():
+            if ch.recording and ch.recording_since == 0.0 and call.known is None:
+                out.append(d.RecordingStarted(now, call.call_id, ch.name, ch.recording,
+                                              adopted=True))
+            if call.record.agent and ch.interface == call.record.agent and \
+                    call.record.queue and uid != call.customer:
+                call.queue_legs.setdefault(uid, call.record.queue)
+        if call.started:
+            return
+        first = call.channels.get(call.call_id)
+        if call.spy is None and first is not None and not call.agent_uid \
+                and first.context in self.config.outbound_contexts \
+                and self._known_agent(call, first):
+            call.agent_uid = first.uniqueid  # an agent's outbound call (click-to-dial)
+        if call.spy is None and not call.agent_uid and not call.customer:
+            call.customer = first.uniqueid if first is not None else next(iter(call.channels))
+        if call.agent_uid and not call.customer:
+            other = next((c for u, c in call.channels.items() if u != call.agent_uid), None)
+            if other is not None:
+                call.customer = other.uniqueid
+        self._start_call(call, call.record.start, out, adopted=True)
 
 
 def _spy_mode(options: str) -> str:

@@ -65,12 +65,15 @@ class Services:
             if q.wrapup_seconds:
                 self.daemon.model.config.wrapup[name] = float(q.wrapup_seconds)
             self.live_stats.sl_threshold[name] = float(q.sl_threshold_seconds)
-        try:  # an Originate of a known agent's phone is that agent's call (whoever sent it)
+        try:  # an Originate of a known agent's phone is that agent's call (whoever sent it);
+            # an adopted channel called on one of the DIDs is an inbound call
             agents = await self.directory.agents()
+            dids = await self.directory.dids()
         except Exception as exc:
-            log.warning("agent interfaces not refreshed (database: %s)", exc)
+            log.warning("agent interfaces and DIDs not refreshed (database: %s)", exc)
             return
         self.daemon.model.config.agent_interfaces = frozenset(a["interface"] for a in agents)
+        self.daemon.model.config.dids = frozenset(dids)
 
     async def start(self) -> None:
         d = self.daemon

@@ -65,6 +65,8 @@ def configure(model: LiveModel, url: str) -> None:
     """Give a replay's model what the daemon's model learns from the database."""
     model.config.wrapup.update(queue_wrapups(url))
     model.config.agent_interfaces = agent_interfaces(url)
+    with connect(url, application_name="ccd-replay") as conn:
+        model.config.dids = frozenset(n for (n,) in conn.execute("SELECT number FROM dids"))
 
 
 @dataclass(slots=True)

@@ -544,7 +544,8 @@ WHERE call_id = %(call_id)s AND open
 
 RECORDING_STARTED: LiteralString = """
 INSERT INTO recordings (tenant_id, call_id, path, channel, started_at)
-SELECT tenant_id, call_id, %(file)s, %(channel)s, %(ts)s FROM calls WHERE call_id = %(call_id)s
+SELECT tenant_id, call_id, %(file)s, %(channel)s, %(ts)s::timestamptz FROM calls
+WHERE call_id = %(call_id)s
 ON CONFLICT (path) DO UPDATE SET
     started_at = LEAST(recordings.started_at, EXCLUDED.started_at),
     channel = CASE WHEN recordings.channel = '' THEN EXCLUDED.channel ELSE recordings.channel END
@@ -696,7 +697,8 @@ def plan(event_id: str, event: dict[str, Any]) -> list[Statement]:
     record = event.get("record") if kind == "call_ended" else None
     if kind == "call_started" and call_id:
         tag = _s(event.get("tenant"))
-        out.append((CALL_STARTED, {**base, "did": _s(event.get("did")),
+        started = _time(event.get("start")) if event.get("start") else ts
+        out.append((CALL_STARTED, {**base, "ts": started, "did": _s(event.get("did")),
                                    "direction": _s(event.get("direction")),
                                    "caller_num": _s(event.get("caller_num")),
                                    "caller_name": _s(event.get("caller_name")),
@@ -726,7 +728,10 @@ def plan(event_id: str, event: dict[str, Any]) -> list[Statement]:
                                "wait": event.get("wait")}))
     elif kind in ("recording_started", "recording_stopped") and call_id and event.get("file"):
         q = RECORDING_STARTED if kind == "recording_started" else RECORDING_STOPPED
-        out.append((q, {**base, "file": _s(event["file"]), "channel": _s(event.get("channel"))}))
+        # a recording found running by a resync started at a time ccd does not know
+        ts_rec = None if kind == "recording_started" and event.get("adopted") else ts
+        out.append((q, {**base, "ts": ts_rec, "file": _s(event["file"]),
+                        "channel": _s(event.get("channel"))}))
     elif kind == "agent_state" and agent:
         out.append((CLOSE_AGENT_STATE, base))
         out.append((OPEN_AGENT_STATE, {**base, "state": _s(event.get("state")),

@@ -13,7 +13,7 @@ import pytest
 
 from ccd.cli.replay import replay_file
 from ccd.model.domain import CallEnded, CallRecord, DomainEvent
-from ccd.model.live import LiveModel, ModelConfig
+from ccd.model.live import LiveModel, ModelConfig, Snapshot
 
 CAPTURES = Path("/work/shared/asterisk-captures")
 if not CAPTURES.exists():  # a checkout elsewhere: ../shared relative to the repo
@@ -249,8 +249,6 @@ def test_a_call_ending_while_the_link_is_down_ends_when_its_recording_does() -> 
     """T7c: ccd's link is cut at the proxy, the caller hangs up during the outage, the link
     comes back ~7 s later with no channel left. ccd's recording of the call (3.52 s) says
     when it ended: the talk is the phones' 3.527 s, not the 14.5 s to the reconnect."""
-    from ccd.model.live import Snapshot
-
     truth = expected("T7c")["calls"][0]
     times = truth["driver_times"]
     cut = _note_time("T7c", "proxy-cut")
@@ -271,8 +269,6 @@ def test_a_call_ending_while_the_link_is_down_ends_when_its_recording_does() -> 
 
 def test_a_call_ending_unseen_without_evidence_has_an_unknown_end() -> None:
     """T7c again, but no recording length to read: no end, no durations, the window."""
-    from ccd.model.live import Snapshot
-
     truth = expected("T7c")["calls"][0]
     times = truth["driver_times"]
     model = _until_link_cut("T7c", _note_time("T7c", "proxy-cut"))
@@ -284,3 +280,210 @@ def test_a_call_ending_unseen_without_evidence_has_an_unknown_end() -> None:
     assert r.end_window[0] <= times["caller_hangup"] <= r.end_window[1]
     assert r.end_window[1] == pytest.approx(times["proxy_open"] + 0.5)
     assert not [x for x in out if x.kind == "recording_stopped"]  # its stop is not known
+
+
+# ------------------------------------------------------------------ #12 adoption
+
+
+def frames(name: str) -> list[dict[str, str]]:
+    from ccd.ami.capture import read_capture
+    from ccd.ami.parser import FrameSplitter, parse_frame
+
+    return [parse_frame(raw) for raw in FrameSplitter().feed(read_capture(capture(name)))
+            if raw.startswith(b"Event: ")]
+
+
+def asterisk_at(name: str, t: float) -> Snapshot:
+    """What Asterisk answers a controller that connects at ``t`` (CoreShowChannels,
+    QueueStatus, Status with AllVariables), from the capture's events before ``t``, with
+    the fields and formats real Asterisk 22 uses (scenario07 carries all three answers;
+    Status's DNID is the number an inbound channel was called on)."""
+    from ccd.ami import events as ev
+    chans: dict[str, dict[str, Any]] = {}
+    entries: dict[str, dict[str, Any]] = {}
+    for f in frames(name):
+        ts = float(f.get("Timestamp", 0))
+        if ts >= t:
+            break
+        e, uid = f["Event"], f.get("Uniqueid", "")
+        if e == "Newchannel":
+            chans[uid] = {"f": dict(f), "created": ts, "app": "", "data": "", "bridge": "",
+                          "vars": {}, "dnid": f["Exten"] if f["ChannelState"] == "4" else ""}
+        elif uid in chans:
+            c = chans[uid]
+            c["f"].update({k: f[k] for k in ("ChannelState", "CallerIDNum", "CallerIDName",
+                                              "Context", "Exten") if k in f})
+            if e == "Newexten":
+                c["app"], c["data"] = f["Application"], f.get("AppData", "")
+            elif e == "VarSet":
+                c["vars"][f["Variable"].lstrip("_")] = f["Value"]
+            elif e == "BridgeEnter":
+                c["bridge"] = f["BridgeUniqueid"]
+            elif e == "BridgeLeave":
+                c["bridge"] = ""
+            elif e == "Hangup":
+                del chans[uid]
+            elif e == "QueueCallerJoin":
+                entries[uid] = {"queue": f["Queue"], "position": int(f["Position"]),
+                                "join": ts, "channel": f["Channel"]}
+            elif e == "QueueCallerLeave":
+                entries.pop(uid, None)
+    snap = Snapshot(ts=t)
+    for uid, c in chans.items():
+        f = c["f"]
+        base = ("", t, f["Channel"], uid, f["Linkedid"], int(f["ChannelState"]),
+                f["CallerIDNum"], f["CallerIDName"], f["Context"], f["Exten"])
+        snap.channels.append(ev.CoreShowChannel("CoreShowChannel", *base[1:], c["bridge"],
+                                                c["app"], c["data"], int(t - c["created"])))
+        snap.status[uid] = ev.ChannelStatus("Status", *base[1:], c["dnid"],
+                                            int(t - c["created"]), dict(c["vars"]))
+    for uid, q in entries.items():
+        snap.entries.append(ev.QueueEntry("QueueEntry", t, q["queue"], q["position"],
+                                          q["channel"], uid, "", "", int(t - q["join"])))
+    snap.complete_queues = False  # QueueStatus's members are not in these captures
+    return snap
+
+
+def replay_from(name: str, t: float, model: LiveModel) -> list[DomainEvent]:
+    """ccd connects at ``t``: the resync, then every event Asterisk sends from then on."""
+    from ccd.ami.capture import timed_chunks
+    from ccd.ami.ingest import Ingest
+
+    out = model.reconcile(asterisk_at(name, t))
+    ingest = Ingest(model)
+    for now, chunk in timed_chunks(capture(name).read_bytes()):
+        if now >= t:
+            out += ingest.feed(chunk, now)
+    return out
+
+
+def test_a_call_adopted_after_ccd_starts_keeps_what_asterisk_knows() -> None:
+    """T9: ccd is stopped; the caller falls back to Queue(overflow) (ringall); ccd starts
+    while the phones ring and adopts the call: inbound on 5551000, the running fallback
+    recording, the wait to within Asterisk's whole second; then Alice answers."""
+    truth = expected("T9")["calls"][0]
+    times = truth["driver_times"]
+    t = _note_time("T9", "ccd-start") + 1.0  # connected about a second after it started
+    model = LiveModel(ModelConfig(outbound_contexts=frozenset({"ccd-outbound"})))
+    out = replay_from("T9", t, model)
+    started = [e for e in out if e.kind == "call_started"]
+    assert [(e.direction, e.did, e.adopted) for e in started] == [("inbound", "5551000", True)]
+    r = records(out)[truth["call_id"]]
+    assert (r.direction, r.did, r.caller_num, r.caller_name) == (
+        "inbound", truth["called_number"], truth["caller_number"], "Customer Carol")
+    assert (r.queue, r.agent, r.outcome, r.hangup_by) == (
+        truth["queue"], truth["agent_answered"], "answered", "caller")
+    assert r.recordings == [
+        "/var/spool/asterisk/monitor/20261208-014717-overflow-1796694435.14.wav"]
+    # the phones rang from the queue join until Alice answered
+    assert r.queue_wait == pytest.approx(times["agent_established"] - times["first_ring"],
+                                         abs=0.5)
+    assert "queue_wait" in r.estimated and "start" in r.estimated
+    assert r.start == pytest.approx(times["pbx_answer"], abs=1.0)  # Duration: whole seconds
+    assert r.talk_seconds == pytest.approx(truth["talk_time_s"], abs=0.01)  # seen live
+    assert r.adopted
+    assert [e.kind for e in out if e.kind == "recording_started"] == ["recording_started"]
+
+
+# ------------------------------------------------------------------ #19 ccd restarts
+
+
+def _events_until(name: str, t: float) -> list[DomainEvent]:
+    """A ccd that ran until ``t`` (then was killed): the domain events it stored."""
+    from ccd.ami.capture import timed_chunks
+    from ccd.ami.ingest import Ingest
+
+    model = LiveModel(ModelConfig(outbound_contexts=frozenset({"ccd-outbound"})))
+    ingest, out = Ingest(model), []
+    for now, chunk in timed_chunks(capture(name).read_bytes()):
+        if now >= t:
+            break
+        out += ingest.feed(chunk, now)
+    return out
+
+
+def _ua_event(name: str, ua: str, kind: str) -> float:
+    """When phone ``ua`` reported ``kind`` (real-2/ua/<name>-ua-events.jsonl)."""
+    (path,) = (capture(name).parent / "ua").glob(f"{name}-*-ua-events.jsonl")
+    for line in path.read_text().splitlines():
+        e = json.loads(line)
+        if e.get("ua") == ua and e.get("msg", {}).get("type") == kind:
+            return float(e["t"])
+    raise AssertionError((name, ua, kind))
+
+
+def known_from(stored: list[DomainEvent]) -> dict[str, Any]:
+    """What ccd reads back at start for the calls still open in what it stored (the
+    writer's calls row from call_started, the call's events in order)."""
+    from ccd.store.known import known_call
+
+    ended = {e.call_id for e in stored if e.kind == "call_ended"}
+    last = max(e.ts for e in stored)
+    out = {}
+    for s in stored:
+        if s.kind != "call_started" or s.call_id in ended:
+            continue
+        row = (s.call_id, s.direction, s.did, s.caller_num, s.caller_name, s.dialed, s.ts,
+               "", None, s.agent, "", s.supervisor, {})
+        evs = [(e.kind, e.ts, e.to_dict()) for e in stored
+               if getattr(e, "call_id", "") == s.call_id]
+        out[s.call_id] = known_call(row, evs, last)
+    return out
+
+
+def test_a_call_across_a_ccd_restart_keeps_what_ccd_knew() -> None:
+    """T5e with ccd killed 1 s after Bob answered and back 1.5 s later: the same record as
+    if ccd had never stopped (the wait, talk and hold of expected.json), one call_started."""
+    truth = expected("T5e")["calls"][0]
+    killed, back = 1796693812.0, 1796693813.5
+    before = _events_until("T5e", killed)
+    assert [e.kind for e in before].count("answered") == 1
+    snap = asterisk_at("T5e", back)
+    snap.known = known_from(before)
+    model = LiveModel(ModelConfig(outbound_contexts=frozenset({"ccd-outbound"})))
+    after = model.reconcile(snap)
+    from ccd.ami.capture import timed_chunks
+    from ccd.ami.ingest import Ingest
+
+    ingest = Ingest(model)
+    for now, chunk in timed_chunks(capture("T5e").read_bytes()):
+        if now >= back:
+            after += ingest.feed(chunk, now)
+    assert not [e for e in after if e.kind == "call_started"]
+    [r] = records(after).values()
+    whole = records(run("T5e")[0])[truth["call_id"]]  # ccd never stopped
+    assert (r.direction, r.did, r.queue, r.agent, r.hangup_by) == (
+        "inbound", "5551000", "support", "PJSIP/1002", "agent")
+    assert r.queue_wait == whole.queue_wait and r.start == whole.start
+    assert r.talk_seconds == pytest.approx(truth["talk_time_s_incl_hold"], abs=0.01)
+    assert r.hold_seconds == pytest.approx(truth["hold_time_s"], abs=0.01)
+    assert r.recordings == whole.recordings
+    assert not r.estimated
+
+
+def test_a_call_that_ended_while_ccd_was_down_is_closed_at_start() -> None:
+    """T5e with ccd killed mid-call and back after the call ended: closed at start, its end
+    the recording's (ccd started it when Bob answered), not left open for ever."""
+    truth = expected("T5e")["calls"][0]
+    killed, back = 1796693812.0, 1796693830.0
+    before = _events_until("T5e", killed)
+    snap = asterisk_at("T5e", back)
+    snap.known = known_from(before)
+    [path] = next(iter(snap.known.values())).recordings
+    snap.recording_seconds = {path: _recording_seconds(path)}
+    out = LiveModel().reconcile(snap)
+    [e] = [e for e in out if isinstance(e, CallEnded)]
+    r = e.record
+    assert (r.call_id, r.end_reason, r.hangup_by, r.end_source) == (
+        truth["call_id"], "ended while ccd was not running", "unknown", "recording")
+    assert (r.direction, r.did, r.queue, r.agent, r.outcome) == (
+        "inbound", "5551000", "support", "PJSIP/1002", "answered")
+    # the recording ran until the caller's channel closed (after the survey): the phone
+    closed = _ua_event("T5e", "2000", "CALL_CLOSED")
+    assert r.end == pytest.approx(closed, abs=0.1)
+    assert r.talk_seconds >= truth["talk_time_s_incl_hold"] and "talk" in r.estimated
+    assert r.end_window[0] == pytest.approx(before[-1].ts)
+    # without the recording: unknown, never the start time
+    snap.recording_seconds = {}
+    [e] = [e for e in LiveModel().reconcile(snap) if isinstance(e, CallEnded)]
+    assert (e.record.end, e.talk_seconds, e.record.end_source) == (None, None, "unknown")

@@ -1,6 +1,7 @@
-"""The simulator against the real captures where who hung up shows in the events: the IVR's
-AGI HANGUP (real-3/F2a: SoftHangupRequest Cause 32, then Cause 16 when the dialplan gives
-the channel up)."""
+"""The simulator against what real Asterisk 22 shows where ccd's call records depend on it:
+the IVR's AGI HANGUP (real-3/F2a: SoftHangupRequest Cause 32, then Cause 16 when the
+dialplan gives the channel up), the AMI Status a resync reads (scenario07's answers; the
+AllVariables / "(null)" behaviour of Asterisk 22.10.1, checked on the loopback rig)."""
 
 from __future__ import annotations
 
@@ -101,3 +102,36 @@ async def test_agi_hangup_is_an_explicit_soft_hangup_like_asterisk(tmp_path: Pat
     finally:
         await sim.stop()
         await ivr.stop()
+
+
+async def test_status_tells_what_asterisk_knows_of_a_channel(tmp_path: Path) -> None:
+    """AMI Status as ccd's resync reads it: the DNID of an inbound channel (scenario07), a
+    variable asked for and not set reads ``(null)``, ``AllVariables`` lists the channel's
+    variables without the ``__`` prefix (Asterisk 22.10.1 on the rig)."""
+    from sim_support import AmiTestClient
+
+    from ccd.ami.events import ChannelStatus, decode_fields
+    from ccd.ami.parser import values
+
+    sim, events = await _sim("127.0.0.1:1", tmp_path)  # FastAGI down: the fallback queue
+    ami = await AmiTestClient.connect("127.0.0.1", sim.ami_port)
+    try:
+        await ami.login()
+        call = sim.call("2000", "5551000")
+        await _until(sim, events, "QueueCallerJoin", call.name)
+        await ami.action("Setvar", Channel=call.name, Variable="__CCD_HANGUP_BY", Value="api")
+        _, items = await ami.collect("Status", "StatusComplete", Channel=call.name,
+                                     Variables="CCD_HANGUP_BY,CCD_NOT_SET")
+        [st] = [i for i in items if i.event == "Status"]
+        assert values(st.fields, "Variable") == ["CCD_HANGUP_BY=api", "CCD_NOT_SET=(null)"]
+        assert st.get("DNID") == "5551000"
+        _, items = await ami.collect("Status", "StatusComplete", AllVariables="true")
+        mine = [decode_fields(i.fields) for i in items if i.get("Channel") == call.name]
+        [st2] = mine
+        assert isinstance(st2, ChannelStatus) and st2.dnid == "5551000"
+        assert st2.variables["CCD_HANGUP_BY"] == "api"
+        assert st2.variables["MIXMONITOR_FILENAME"].endswith(".wav")  # the fallback's
+        assert "CCD_NOT_SET" not in st2.variables
+    finally:
+        await ami.close()
+        await sim.stop()
