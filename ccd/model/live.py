@@ -872,7 +872,11 @@ class LiveModel:
         for agent in self.agents.values():
             if ch.uniqueid in agent.calls:
                 agent.last_call = agent.calls.pop(ch.uniqueid)
-                self._wrapup_start(agent, ts)
+                # app_queue's wrap-up follows a call from the queue only: after a call the
+                # agent placed (click-to-dial) or got by a transfer, Asterisk offers the
+                # next queue call at once
+                if ch.uniqueid in call.queue_legs:
+                    self._wrapup_start(agent, ts, call.queue_legs[ch.uniqueid])
                 self._agent_update(agent, ts, out)
 
     def _finish(self, call: Call, ts: float, out: list[d.DomainEvent],
@@ -1427,18 +1431,13 @@ class LiveModel:
             self.queues.setdefault(e.queue, Queue(e.queue))
         self._agent_update(agent, ts, out)
 
-    def _wrapup_start(self, agent: Agent, ts: float, queue: str = "") -> None:
+    def _wrapup_start(self, agent: Agent, ts: float, queue: str) -> None:
+        """Asterisk's wrap-up after a call from ``queue`` (its member's, else ccd's)."""
         if agent.calls:
             return
-        secs = 0.0
-        if queue:
-            m = agent.memberships.get(queue)
-            secs = float(m.wrapup) if m and m.wrapup else self.config.wrapup.get(
-                queue, self.config.default_wrapup)
-        elif agent.state in ("on_call", "on_hold"):
-            queues = list(agent.memberships)
-            secs = max([self.config.wrapup.get(q, self.config.default_wrapup) for q in queues]
-                       or [0.0])
+        m = agent.memberships.get(queue)
+        secs = float(m.wrapup) if m and m.wrapup else self.config.wrapup.get(
+            queue, self.config.default_wrapup)
         if secs > 0 and (agent.wrapup_until is None or agent.wrapup_until < ts + secs):
             agent.wrapup_until = ts + secs
 

@@ -487,3 +487,13 @@ def test_a_call_that_ended_while_ccd_was_down_is_closed_at_start() -> None:
     snap.recording_seconds = {}
     [e] = [e for e in LiveModel().reconcile(snap) if isinstance(e, CallEnded)]
     assert (e.record.end, e.talk_seconds, e.record.end_source) == (None, None, "unknown")
+
+
+def test_no_wrapup_after_a_call_the_agent_placed() -> None:
+    """T6b: app_queue's wrap-up follows queue calls only; after her click-to-dial Alice is
+    offered the next queue call at once (her phone's device state: not in use)."""
+    model = LiveModel(ModelConfig(wrapup={"support": 10.0},
+                                  outbound_contexts=frozenset({"ccd-outbound"})))
+    events, _ = replay_file(capture("T6b"), model)
+    states = [e.state for e in events if e.kind == "agent_state" and e.agent == "PJSIP/1001"]
+    assert states == ["ringing", "on_call", "available"]
