@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 PSEUDO_APPS = frozenset({"AppDial", "AppDial2", "AppQueue", "AppDial(Outgoing Line)"})
 AGI_APPS = frozenset({"AGI", "EAGI", "DeadAGI"})
 SOFTHANGUP_SHUTDOWN = 4  # SoftHangupRequest Cause: AST_SOFTHANGUP_SHUTDOWN
+SOFTHANGUP_APPUNLOAD = 16  # AST_SOFTHANGUP_APPUNLOAD: the PBX thread gives the channel up
 SOFTHANGUP_EXPLICIT = 32  # AST_SOFTHANGUP_EXPLICIT: AGI HANGUP, CLI "channel request hangup"
 STATE_UP = 6
 
@@ -807,8 +808,12 @@ class LiveModel:
         elif e.soft and e.cause == SOFTHANGUP_EXPLICIT and ch.agi_script and not ch.hangup_by:
             # AGI HANGUP: the IVR ended the call (an AMI Hangup raises no request event)
             self._signal(call, "ivr", ch.uniqueid, soft=False)
-        elif e.soft and (ch.dialplan_hangup or call.spy is not None) and party:
-            self._signal(call, "system", ch.uniqueid)  # the PBX ended it (ChanSpy's E option)
+        elif e.soft and party and (ch.dialplan_hangup or call.spy is not None
+                                   or e.cause == SOFTHANGUP_APPUNLOAD):
+            # the dialplan gave the channel up (Hangup(), its end, an application that
+            # failed, ChanSpy's E option) before anyone hung up: the PBX ended it. (An AMI
+            # Hangup raises no event of its own; ccd's carry CCD_HANGUP_BY, which wins.)
+            self._signal(call, "system", ch.uniqueid)
         elif party:
             self._signal(call, party, ch.uniqueid, soft=e.soft)
         if ch.uniqueid == call.customer and call.wait and not call.wait.connected:

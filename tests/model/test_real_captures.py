@@ -497,3 +497,20 @@ def test_no_wrapup_after_a_call_the_agent_placed() -> None:
     events, _ = replay_file(capture("T6b"), model)
     states = [e.state for e in events if e.kind == "agent_state" and e.agent == "PJSIP/1001"]
     assert states == ["ringing", "on_call", "available"]
+
+
+def test_a_dialplan_that_fails_is_the_pbx_hanging_up() -> None:
+    """F7: camp1's contact 15557770011 answers and hangs up; camp2's 15557770014 answers and
+    the PBX hangs up 8 ms later (no application AMD: SoftHangupRequest Cause 16 only)."""
+    exp = expected("F7")["calls"][0]
+    events, _ = run("F7")
+    by_number = {}
+    for r in records(events).values():
+        by_number.setdefault(r.dialed.partition("@")[0], []).append(r)
+    [answered] = by_number[exp["camp1"][0]["num"]]
+    assert (answered.direction, answered.outcome, answered.hangup_by) == (
+        "outbound", "answered", "customer")
+    assert answered.end == pytest.approx(exp["camp1"][0]["closed"], abs=0.05)
+    [amd] = by_number[exp["camp2"][0]["num"]]
+    assert (amd.direction, amd.outcome, amd.hangup_by) == ("outbound", "answered", "system")
+    assert amd.end == pytest.approx(exp["camp2"][0]["closed"], abs=0.05)
