@@ -1569,11 +1569,9 @@ class LiveModel:
             if call.record.agent and ch.interface == call.record.agent and \
                     call.record.queue and uid != call.customer:
                 call.queue_legs.setdefault(uid, call.record.queue)
-        if call.started:
-            return
         first = call.channels.get(call.call_id)
-        if call.spy is None and first is not None and not call.agent_uid \
-                and first.context in self.config.outbound_contexts \
+        if not call.started and call.spy is None and first is not None \
+                and not call.agent_uid and first.context in self.config.outbound_contexts \
                 and self._known_agent(call, first):
             call.agent_uid = first.uniqueid  # an agent's outbound call (click-to-dial)
         if call.spy is None and not call.agent_uid and not call.customer:
@@ -1582,6 +1580,10 @@ class LiveModel:
             other = next((c for u, c in call.channels.items() if u != call.agent_uid), None)
             if other is not None:
                 call.customer = other.uniqueid
+        if call.started:  # restored from what ccd had stored
+            cust = call.channels.get(call.customer)
+            call.record.customer_channel = cust.name if cust else call.record.customer_channel
+            return
         self._start_call(call, call.record.start, out, adopted=True)
 
 

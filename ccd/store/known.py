@@ -96,9 +96,10 @@ def known_call(row: tuple[Any, ...], events: Iterable[tuple[str, float, dict[str
     return k
 
 
-async def open_calls(pool: AsyncConnectionPool, limit: int = 10000) -> dict[str, KnownCall]:
+async def open_calls(pool: AsyncConnectionPool, limit: int = 10000,
+                     timeout: float = 5.0) -> dict[str, KnownCall]:
     """Every call stored as open, with what ccd knew of it."""
-    async with pool.connection() as conn:
+    async with pool.connection(timeout=timeout) as conn:
         rows = await (await conn.execute(OPEN_CALLS, (limit,))).fetchall()
         if not rows:
             return {}
