@@ -203,3 +203,54 @@ def test_a_call_whose_end_ccd_did_not_see_is_stored_with_an_unknown_end(db_url: 
     tot = st.totals("support")
     assert (tot.answered, tot.talk_unknown, tot.talk, tot.aht) == (1, 1, 0.0, None)
     assert stopped == [(None,)]  # when the recording stopped is not known either
+
+
+# ------------------------------------------------------------------ #19 ccd restarts
+
+
+def test_what_ccd_reads_back_of_a_call_left_open(db_url: str, tmp_path: Path) -> None:
+    """T5e stored by a ccd killed 1 s after Bob answered: the open call as the next start
+    reads it (ccd.store.known), with the facts it had seen to the millisecond."""
+    import re
+
+    from ccd.ami.capture import timed_chunks
+    from ccd.ami.ingest import Ingest
+    from ccd.store.db import open_async_pool
+    from ccd.store.known import open_calls
+
+    seed(db_url, tmp_path)
+    config = load(None, {"CCD_DATA_DIR": str(tmp_path), "CCD_DATABASE_URL": db_url})
+    killed = 1796693812.0
+    model = LiveModel(config.model_config_obj())
+    ingest, events = Ingest(model), []
+    for now, chunk in timed_chunks(capture("T5e-").read_bytes()):
+        if now >= killed:
+            break
+        events += ingest.feed(chunk, now)
+    asyncio.run(store_events(config, db_url, events))
+
+    async def read() -> dict[str, Any]:
+        pool = await open_async_pool(db_url)
+        try:
+            return await open_calls(pool)
+        finally:
+            await pool.close()
+    [(call_id, k)] = asyncio.run(read()).items()
+    text = capture("T5e-").read_bytes().decode()
+    joined = float(re.search(r"Event: QueueCallerJoin\r\n(?:.*\r\n)*?Timestamp: ([0-9.]+)",
+                             text).group(1))
+    first = float(re.search(r"Event: Newchannel\r\n(?:.*\r\n)*?Timestamp: ([0-9.]+)",
+                            text).group(1))
+    truth = expected("T5e-")["calls"][0]
+    assert call_id == truth["call_id"]
+    r = k.record
+    assert (r.direction, r.did, r.queue, r.agent, r.outcome) == (
+        "inbound", "5551000", "support", truth["agent_answered"], "answered")
+    assert r.start == pytest.approx(first, abs=0.001)
+    assert k.queued_at is None and r.queue_wait == pytest.approx(
+        [e for e in events if e.kind == "answered"][0].ts - joined, abs=0.002)
+    assert list(k.talking_since) == ["PJSIP/1002-00000018"]
+    assert k.talking_since["PJSIP/1002-00000018"] == pytest.approx(
+        truth["driver_times"]["agent_est"], abs=0.01)
+    assert list(k.recordings) == r.recordings and len(r.recordings) == 1
+    assert k.last_seen == pytest.approx(max(e.ts for e in events), abs=0.001)
