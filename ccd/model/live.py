@@ -28,6 +28,13 @@ How Asterisk's events become facts (learned from the real captures):
   ``QUEUESTATUS``). ``QueueCallerAbandon`` alone is not proof: app_queue raises it
   for empty-queue and timeout exits too.
 * A ``Newexten`` on a channel that is in a bridge means it was redirected.
+* An Originate (a ``DialBegin`` without a calling channel) that rings an agent's
+  phone first is that agent's call: the party its leg dials is the customer. A
+  ChanSpy leg is a supervisor's ``spy`` call, never a customer call.
+* What ccd did not see is never made up: a call that vanished while the link was
+  down ends when its recording does (MixMonitor writes until hang-up) or at an
+  unknown time within a window; adopted calls keep what Asterisk (Status, QueueStatus)
+  and ccd's own store still know, and say which values are whole-second estimates.
 """
 
 from __future__ import annotations

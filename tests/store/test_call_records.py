@@ -248,7 +248,7 @@ def test_what_ccd_reads_back_of_a_call_left_open(db_url: str, tmp_path: Path) ->
         "inbound", "5551000", "support", truth["agent_answered"], "answered")
     assert r.start == pytest.approx(first, abs=0.001)
     assert k.queued_at is None and r.queue_wait == pytest.approx(
-        [e for e in events if e.kind == "answered"][0].ts - joined, abs=0.002)
+        next(e for e in events if e.kind == "answered").ts - joined, abs=0.002)
     assert list(k.talking_since) == ["PJSIP/1002-00000018"]
     assert k.talking_since["PJSIP/1002-00000018"] == pytest.approx(
         truth["driver_times"]["agent_est"], abs=0.01)
