@@ -10,6 +10,7 @@ import contextlib
 import logging
 import signal
 import time
+import wave
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -21,7 +22,7 @@ from ccd.api import ApiServer, token_for
 from ccd.bus import Bus
 from ccd.config import Config, redact_url
 from ccd.model.domain import DomainEvent
-from ccd.model.live import LiveModel, Snapshot
+from ccd.model.live import KnownCall, LiveModel, Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,26 @@ log = logging.getLogger(__name__)
 def _unknown_action(exc: AmiError) -> bool:
     """Asterisk's answer to an action no loaded module registered (manager.c)."""
     return exc.response.get("Message", "").startswith("Invalid/unknown command")
+
+
+def wav_seconds(path: str) -> float | None:
+    """Length of a WAV recording in seconds, None if it cannot be read as one."""
+    try:
+        with wave.open(path, "rb") as w:
+            rate = w.getframerate()
+            return round(w.getnframes() / rate, 3) if rate > 0 else None
+    except (OSError, EOFError, wave.Error):
+        return None
+
+
+def recording_lengths(paths: list[str]) -> dict[str, float]:
+    """The lengths of the WAV files among ``paths`` that can be read."""
+    out: dict[str, float] = {}
+    for p in paths:
+        secs = wav_seconds(p) if p.lower().endswith(".wav") else None
+        if secs is not None:
+            out[p] = secs
+    return out
 
 
 class RateMeter:
@@ -77,6 +98,10 @@ class Daemon:
                                 self._on_disconnect)
         self._resync_buffer: list[tuple[bytes, float]] | None = None
         self.resync_hooks: list[Callable[[], Awaitable[Any]]] = []
+        #: reads the calls ccd had stored as open (set by ``run_daemon``); the first resync
+        #: keeps what they say for the calls Asterisk still has and closes the others
+        self.known_loader: Callable[[], Awaitable[dict[str, KnownCall]]] | None = None
+        self._known: dict[str, KnownCall] | None = None
         self._last_event_mono = time.monotonic()
         self.resyncs = 0
         self.last_resync: dict[str, Any] = {}
@@ -137,11 +162,18 @@ class Daemon:
         self._resync_buffer = []
         try:
             chans, queues = await self._read_truth()
+            status = await self._status()
             snap = Snapshot(ts=self.model_now(), complete_queues=queues is not None)
             for f in chans.events:
                 e = ev.decode_fields(f, snap.ts)
                 if isinstance(e, ev.CoreShowChannel):
                     snap.channels.append(e)
+            for f in status:
+                e = ev.decode_fields(f, snap.ts)
+                if isinstance(e, ev.ChannelStatus):
+                    snap.status[e.uniqueid] = e
+            if self._known is not None:  # the first resync after ccd started
+                snap.known, self._known = self._known, None
             for f in queues.events if queues is not None else ():
                 e = ev.decode_fields(f, snap.ts)
                 if isinstance(e, ev.QueueMemberEvent):
@@ -150,6 +182,17 @@ class Daemon:
                     snap.entries.append(e)
                 elif isinstance(e, ev.QueueParams):
                     snap.queues.append(e)
+            # calls whose channels are all gone ended while ccd could not see them: the
+            # recordings still running on them tell when (MixMonitor writes until hang-up)
+            present = {c.uniqueid for c in snap.channels}
+            linked = {c.linkedid for c in snap.channels}
+            paths = [ch.recording for call in self.model.calls.values()
+                     if call.channels and not present.intersection(call.channels)
+                     for ch in call.channels.values() if ch.recording]
+            paths += [p for cid, k in snap.known.items() if cid not in linked
+                      for p in k.recordings]
+            if paths:
+                snap.recording_seconds = await asyncio.to_thread(recording_lengths, paths)
             before = set(self.model.calls)
             out = self.model.reconcile(snap)
             self.resyncs += 1
@@ -171,6 +214,16 @@ class Daemon:
                 await hook()
             except Exception:
                 log.exception("after-resync hook failed")
+
+    async def _status(self) -> list[dict[str, str]]:
+        """AMI Status of every channel with its variables (DNID, CCD_*, MIXMONITOR_FILENAME,
+        app_queue's ...): what Asterisk still knows about calls ccd did not see start."""
+        try:
+            resp = await self.client.list_action("Status", {"AllVariables": "true"})
+        except Exception as exc:
+            log.warning("resync without channel variables (Status failed: %s)", exc)
+            return []
+        return resp.events
 
     def _on_disconnect(self, reason: str) -> None:
         self.publish(self.model.link_lost(self.model_now()))
@@ -242,6 +295,12 @@ class Daemon:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self._stop.set)
         await self.api.start()
+        if self.known_loader is not None:
+            try:
+                self._known = await self.known_loader()
+            except Exception as exc:
+                log.error("calls left open by the previous run not read (%s); they are "
+                          "reconciled at the next start", exc)
         if self.config.metrics.port:
             from ccd.metrics import serve
 

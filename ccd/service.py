@@ -4,6 +4,7 @@ event writer, the daemon and its services."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 from typing import Any
@@ -20,6 +21,7 @@ from ccd.services.wiring import Services
 from ccd.store import migrate
 from ccd.store.db import DatabaseUnavailable, open_async_pool
 from ccd.store.embedded import database_url
+from ccd.store.known import open_calls
 from ccd.store.writer import EventWriter
 from ccd.web.server import Panel, register_methods, reserve_panel, start_panel
 
@@ -87,6 +89,13 @@ async def _run(config: Config, ready: asyncio.Event | None, extra: dict[str, Any
         daemon.writer = writer
         daemon.pool = pool
         daemon.bus.subscribe("store", writer.submit)
+
+        async def known_calls() -> dict[str, Any]:
+            # what the previous run left in the spool first, then the calls still open
+            with contextlib.suppress(TimeoutError):
+                await writer.flush(15)
+            return await open_calls(pool)
+        daemon.known_loader = known_calls
         services = Services(config, daemon, url)
         if extra is not None:
             extra["daemon"] = daemon

@@ -9,6 +9,9 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+#: a ``# t=`` value this large is an epoch time, not seconds since the capture started
+EPOCH_FLOOR = 1e9
+
 
 def server_bytes(data: bytes) -> bytes:
     """Drop comment lines (``#`` + LF terminated) and keep Asterisk's bytes verbatim."""
@@ -30,10 +33,11 @@ def read_capture(path: str | Path) -> bytes:
 def timed_chunks(data: bytes) -> list[tuple[float, bytes]]:
     """The server bytes of a capture in pieces, each with its receive time (epoch seconds).
 
-    Uses the captures' ``# start_epoch=`` header and ``# t=<seconds>`` lines (seconds since
-    the start, or epoch seconds in the later sets), so events without a ``Timestamp`` field
-    (``timestampevents=no``) still get a time. A plain AMI log without those lines is one
-    piece with time 0.
+    Uses the captures' ``# start_epoch=`` header and ``# t=<seconds>`` lines, so events
+    without a ``Timestamp`` field (``timestampevents=no``) still get a time. ``t=`` is
+    seconds since the start in the first captures and epoch seconds in later ones
+    (``real-2/``, ``real-3/``); a value past 10^9 is taken as epoch. A plain AMI log
+    without those lines is one piece with time 0.
     """
     start = 0.0
     t = 0.0
@@ -51,21 +55,20 @@ def timed_chunks(data: bytes) -> list[tuple[float, bytes]]:
                 except (ValueError, IndexError):
                     continue
                 if buf:
-                    out.append((_epoch(start, t), bytes(buf)))
+                    out.append((_when(start, t), bytes(buf)))
                     buf.clear()
                 t = new_t
             continue
         buf += line
     if buf:
-        out.append((_epoch(start, t), bytes(buf)))
+        out.append((_when(start, t), bytes(buf)))
     return out
 
 
-def _epoch(start: float, t: float) -> float:
-    # the first captures' t= count from start_epoch; later sets write epoch seconds there
-    if not start:
-        return 0.0
-    return t if t >= start else start + t
+def _when(start: float, t: float) -> float:
+    if t >= EPOCH_FLOOR:
+        return t
+    return start + t if start else 0.0
 
 
 def rewrite_variable(data: bytes, variable: str, fn: Callable[[str], str]) -> bytes:

@@ -249,6 +249,17 @@ class OriginateResponse(AmiEvent):
 
 
 @dataclass(slots=True)
+class ChanSpy(AmiEvent):
+    """ChanSpyStart / ChanSpyStop: a supervisor's channel (spyer) listening to another."""
+
+    spyer_channel: str
+    spyer_uniqueid: str
+    spyee_channel: str
+    spyee_uniqueid: str
+    spyee_linkedid: str
+
+
+@dataclass(slots=True)
 class CoreShowChannel(ChannelEvent):
     """One channel in a CoreShowChannels answer (Asterisk's current truth)."""
 
@@ -256,6 +267,16 @@ class CoreShowChannel(ChannelEvent):
     application: str
     app_data: str
     duration: int  # seconds
+
+
+@dataclass(slots=True)
+class ChannelStatus(ChannelEvent):
+    """One channel in a Status answer: what Asterisk still knows about it (with
+    ``AllVariables``: its channel variables, names without the ``__`` inheritance prefix)."""
+
+    dnid: str  # the number dialled to reach it (an inbound call's DID)
+    seconds: int
+    variables: dict[str, str]
 
 
 @dataclass(slots=True)
@@ -441,9 +462,24 @@ def _originate(d: dict[str, str], now: float) -> AmiEvent:
                              _i(d, "Reason"), d.get("Context", ""), d.get("Exten", ""))
 
 
+def _chanspy(d: dict[str, str], now: float) -> AmiEvent:
+    return ChanSpy(d.get("Event", ""), _ts(d, now), d.get("SpyerChannel", ""),
+                   d.get("SpyerUniqueid", ""), d.get("SpyeeChannel", ""),
+                   d.get("SpyeeUniqueid", ""), d.get("SpyeeLinkedid", ""))
+
+
 def _core_show(d: dict[str, str], now: float) -> AmiEvent:
     return _chan(CoreShowChannel, d, now, d.get("BridgeId", ""), d.get("Application", ""),
                  d.get("ApplicationData", ""), _hms(d.get("Duration", "")))
+
+
+def _status(d: dict[str, str], now: float) -> AmiEvent:
+    variables: dict[str, str] = {}
+    for item in values(d, "Variable"):
+        name, sep, value = item.partition("=")
+        if sep and name and value != "(null)":  # (null): asked for, not set
+            variables[name.lstrip("_")] = value
+    return _chan(ChannelStatus, d, now, _f(d, "DNID"), _i(d, "Seconds"), variables)
 
 
 def _system(d: dict[str, str], now: float) -> AmiEvent:
@@ -498,7 +534,10 @@ BUILDERS: dict[bytes, Callable[[dict[str, str], float], AmiEvent]] = {
     b"BlindTransfer": _blind,
     b"AttendedTransfer": _attended,
     b"OriginateResponse": _originate,
+    b"ChanSpyStart": _chanspy,
+    b"ChanSpyStop": _chanspy,
     b"CoreShowChannel": _core_show,
+    b"Status": _status,
     b"FullyBooted": _system,
     b"Shutdown": _system,
     b"CoreShowChannelsComplete": _complete,

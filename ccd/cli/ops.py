@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import click
@@ -110,6 +111,16 @@ def call() -> None:
     """Act on a call in progress (CALL_ID from `ccd calls`)."""
 
 
+def _user() -> str:
+    """Who runs this CLI (recorded with the hang-ups ccd makes for them)."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
+
+
 def _call_done(r: dict[str, Any], as_json: bool, text: str) -> None:
     if as_json:
         click.echo(json.dumps(r, indent=2))
@@ -123,7 +134,8 @@ def _call_done(r: dict[str, Any], as_json: bool, text: str) -> None:
 @pass_ctx
 def call_hangup(ctx: Ctx, call_id: str, as_json: bool) -> None:
     """Hang up a call."""
-    r = api(ctx.config, "call", {"action": "hangup", "call_id": call_id})
+    r = api(ctx.config, "call", {"action": "hangup", "call_id": call_id,
+                                 "requested_by": f"cli:{_user()}"})
     _call_done(r, as_json, f"hung up {', '.join(r['hung_up'])}")
 
 

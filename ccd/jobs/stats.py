@@ -32,8 +32,12 @@ def load_events(conn: psycopg.Connection[Any], start: datetime, end: datetime,
                 tenant_id: int | None = None) -> list[DomainEvent]:
     """Domain events needed to compute statistics for ``[start, end)``, in time order."""
     out: list[DomainEvent] = []
-    q = ("SELECT data FROM call_events WHERE kind = ANY(%s) AND ts >= %s AND ts < %s "
-         "AND (%s::bigint IS NULL OR tenant_id = %s::bigint) ORDER BY ts, seq")
+    # a stored call_ended leaves its record (segments, holds ...) to calls.record
+    q = ("SELECT CASE WHEN e.kind = 'call_ended' AND c.record IS NOT NULL "
+         "THEN e.data || jsonb_build_object('record', c.record) ELSE e.data END "
+         "FROM call_events e LEFT JOIN calls c ON c.call_id = e.call_id "
+         "WHERE e.kind = ANY(%s) AND e.ts >= %s AND e.ts < %s "
+         "AND (%s::bigint IS NULL OR e.tenant_id = %s::bigint) ORDER BY e.ts, e.seq")
     for (data,) in conn.execute(q, (list(CALL_KINDS), start, end + LATE, tenant_id, tenant_id)):
         try:
             out.append(from_dict(data))
@@ -87,8 +91,9 @@ def refresh(url: str, start: datetime, end: datetime) -> int:
                     "INSERT INTO queue_stats (tenant_id, queue, interval_start, offered, answered,"
                     " abandoned, exited, answered_in_sl, abandoned_short, service_level, asa, "
                     "avg_wait, longest_wait, avg_abandon_wait, talk_seconds, hold_seconds, "
-                    "wrapup_seconds, aht, computed_at) VALUES (%s, %s, to_timestamp(%s), %s, %s, "
-                    "%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now()) "
+                    "wrapup_seconds, aht, talk_unknown, computed_at) VALUES (%s, %s, "
+                    "to_timestamp(%s), %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
+                    "%s, %s, now()) "
                     "ON CONFLICT (queue, interval_start) DO UPDATE SET offered = EXCLUDED.offered,"
                     " answered = EXCLUDED.answered, abandoned = EXCLUDED.abandoned, "
                     "exited = EXCLUDED.exited, answered_in_sl = EXCLUDED.answered_in_sl, "
@@ -98,12 +103,12 @@ def refresh(url: str, start: datetime, end: datetime) -> int:
                     "avg_abandon_wait = EXCLUDED.avg_abandon_wait, "
                     "talk_seconds = EXCLUDED.talk_seconds, hold_seconds = EXCLUDED.hold_seconds,"
                     " wrapup_seconds = EXCLUDED.wrapup_seconds, aht = EXCLUDED.aht, "
-                    "computed_at = now()",
+                    "talk_unknown = EXCLUDED.talk_unknown, computed_at = now()",
                     (tenant_of.get(r.queue, default), r.queue, r.start, d["offered"],
                      d["answered"], d["abandoned"], d["exited"], d["answered_in_sl"],
                      d["abandoned_short"], d["service_level"], d["asa"], d["avg_wait"],
                      d["longest_wait"], d["avg_abandon_wait"], d["talk"], d["hold"],
-                     d["wrapup"], d["aht"]))
+                     d["wrapup"], d["aht"], d["talk_unknown"]))
             for a in st.agents.values():
                 d = a.to_dict()
                 conn.execute(

@@ -29,13 +29,18 @@ class DomainEvent:
 class CallStarted(DomainEvent):
     kind: ClassVar[str] = "call_started"
     call_id: str
-    direction: str  # inbound | outbound | internal
+    direction: str  # inbound | outbound | internal | spy
     did: str
     caller_num: str
     caller_name: str
-    channel: str
+    channel: str  # the customer's channel ("" while an agent's outbound call dials)
     uniqueid: str
     adopted: bool = False  # found by a resync, not seen starting
+    dialed: str = ""  # outbound: the number dialled
+    agent: str = ""  # the agent placing an outbound call / spied on by a supervisor
+    supervisor: str = ""  # spy legs: the supervisor's interface
+    tenant: str = ""  # the CCD_TENANT tag ccd's Originates set, when there is one
+    start: float | None = None  # when its first channel appeared (``ts``: when it is known)
 
 
 @dataclass(slots=True)
@@ -143,6 +148,7 @@ class RecordingStarted(DomainEvent):
     call_id: str
     channel: str
     file: str
+    adopted: bool = False  # found running by a resync: it started before ``ts``
 
 
 @dataclass(slots=True)
@@ -186,11 +192,13 @@ class QueueExited(DomainEvent):
 class CallEnded(DomainEvent):
     kind: ClassVar[str] = "call_ended"
     call_id: str
-    hangup_by: str  # caller | agent | system | unknown
+    #: caller | customer | agent | external | supervisor | ivr | operator | ccd | system |
+    #: unknown (see the README's table)
+    hangup_by: str
     cause: int
     cause_txt: str
-    talk_seconds: float
-    total_seconds: float
+    talk_seconds: float | None  # None: the end is not known
+    total_seconds: float | None
     record: CallRecord
 
 
@@ -209,6 +217,7 @@ class AgentStateChanged(DomainEvent):
     queues: list[str] = field(default_factory=list)
     paused: bool = False  # paused in a queue, whatever the state shows
     source: str = ""  # "resync" when caused by reconciling with Asterisk after a reconnect
+    until: float | None = None  # wrapup: when Asterisk's wrap-up time is up
 
 
 @dataclass(slots=True)
@@ -259,10 +268,14 @@ class CallRecord:
     agent_name: str = ""
     agent_channel: str = ""
     segments: list[Segment] = field(default_factory=list)
-    talk_seconds: float = 0.0
+    talk_seconds: float | None = 0.0  # None when the end is not known (end_window)
     hold_seconds: float = 0.0
-    total_seconds: float = 0.0
+    #: every hold: {"agent", "channel", "party", "start", "end", "seconds"}; ``agent`` is
+    #: whose handling it is (the held agent, or the agent talking when the caller was held)
+    holds: list[dict[str, Any]] = field(default_factory=list)
+    total_seconds: float | None = 0.0
     hangup_by: str = ""
+    hangup_requested_by: str = ""  # operator/ccd hang-ups: who asked (e.g. "cli:root")
     hangup_cause: int = 0
     hangup_cause_txt: str = ""
     recordings: list[str] = field(default_factory=list)
@@ -273,6 +286,15 @@ class CallRecord:
     channels: list[str] = field(default_factory=list)
     customer_channel: str = ""
     end_reason: str = ""  # empty when Asterisk reported the end; else why ccd closed it
+    #: when ccd did not see the end: [last seen alive, seen gone]; ``end`` is then the end
+    #: Asterisk still told (``end_source``) or None
+    end_window: list[float] | None = None
+    end_source: str = ""  # "" events | "recording" (its length) | "unknown"
+    supervisor: str = ""  # spy legs: the supervisor's interface ...
+    spy_mode: str = ""  # ... listen | whisper | barge ...
+    spied_call: str = ""  # ... and the call listened to (its call_id)
+    adopted: bool = False  # found by a resync (ccd did not see it start)
+    estimated: list[str] = field(default_factory=list)  # fields known to a whole second
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

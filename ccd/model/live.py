@@ -15,16 +15,26 @@ How Asterisk's events become facts (learned from the real captures):
   pairs, so direct dials, blind and attended transfers and local-channel
   optimisation all come out as *segments* (party, start, end).
 * Who hung up is the first teardown sign on a party of the conversation: a hard
-  ``HangupRequest`` (the far end sent BYE), a ``SoftHangupRequest`` (AMI Hangup;
-  cause 4 = Asterisk shutting down; after a dialplan ``Hangup()``, or cause 16 first
-  on a customer channel in plain dialplan - the PBX gave it up, e.g. ``No application
-  'AMD'`` - it is the system), or leaving the bridge for no other reason. ``AgentComplete``'s Reason
-  is not trusted: Asterisk reports ``caller`` for agent hang-ups made over AMI.
+  ``HangupRequest`` (the far end sent BYE), a ``SoftHangupRequest`` (cause 4 =
+  Asterisk shutting down, cause 32 during an AGI = the IVR's HANGUP; after a
+  dialplan ``Hangup()`` it is the system), or leaving the bridge for no other
+  reason. An AMI Hangup raises no request event: a soft sign on a channel that
+  carries ``CCD_HANGUP_BY`` (set by ccd just before its Hangup) is ccd's. A party
+  is an agent if ccd knows it as one or it is not a trunk leg (trunk channels start
+  in an inbound context); else it is external. ``AgentComplete``'s Reason is not
+  trusted: Asterisk reports ``caller`` for agent hang-ups made over AMI.
 * A queue wait ends in an answer (``AgentConnect``), an abandon (the caller's own
   channel asked to hang up) or an exit (the caller goes on in the dialplan with a
   ``QUEUESTATUS``). ``QueueCallerAbandon`` alone is not proof: app_queue raises it
   for empty-queue and timeout exits too.
 * A ``Newexten`` on a channel that is in a bridge means it was redirected.
+* An Originate (a ``DialBegin`` without a calling channel) that rings an agent's
+  phone first is that agent's call: the party its leg dials is the customer. A
+  ChanSpy leg is a supervisor's ``spy`` call, never a customer call.
+* What ccd did not see is never made up: a call that vanished while the link was
+  down ends when its recording does (MixMonitor writes until hang-up) or at an
+  unknown time within a window; adopted calls keep what Asterisk (Status, QueueStatus)
+  and ccd's own store still know, and say which values are whole-second estimates.
 """
 
 from __future__ import annotations
@@ -32,6 +42,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from ccd.ami import events as ev
 from ccd.model import domain as d
@@ -41,9 +52,9 @@ log = logging.getLogger(__name__)
 
 PSEUDO_APPS = frozenset({"AppDial", "AppDial2", "AppQueue", "AppDial(Outgoing Line)"})
 AGI_APPS = frozenset({"AGI", "EAGI", "DeadAGI"})
-SOFTHANGUP_SHUTDOWN = 4
-#: SoftHangupRequest Cause 16 (AST_SOFTHANGUP_APPUNLOAD): the PBX is done with the channel
-SOFTHANGUP_APPUNLOAD = 16
+SOFTHANGUP_SHUTDOWN = 4  # SoftHangupRequest Cause: AST_SOFTHANGUP_SHUTDOWN
+SOFTHANGUP_APPUNLOAD = 16  # AST_SOFTHANGUP_APPUNLOAD: the PBX thread gives the channel up
+SOFTHANGUP_EXPLICIT = 32  # AST_SOFTHANGUP_EXPLICIT: AGI HANGUP, CLI "channel request hangup"
 STATE_UP = 6
 
 # QueueMemberStatus Status = Asterisk device state
@@ -57,6 +68,8 @@ class ModelConfig:
 
     inbound_contexts: frozenset[str] = frozenset({"from-trunk"})
     outbound_contexts: frozenset[str] = frozenset()
+    agent_interfaces: frozenset[str] = frozenset()  # agents ccd knows (its database)
+    dids: frozenset[str] = frozenset()  # the numbers trunk calls arrive on (its database)
     wrapup: dict[str, float] = field(default_factory=dict)  # queue -> seconds
     default_wrapup: float = 0.0
     call_variables: frozenset[str] = frozenset({"CUSTOMER_ID", "IVR_CHOICE"})
@@ -75,17 +88,27 @@ class Channel:
     caller_name: str
     context: str
     exten: str
+    home_context: str = ""  # the context it was created in (a trunk's: an inbound context)
+    own_num: str = ""  # the caller ID it was created with (its endpoint's own)
+    own_name: str = ""
+    originated: bool = False  # created by an Originate (a DialBegin without a caller)
+    dnid: str = ""  # adopted channels: the number dialled to reach it (AMI Status DNID)
     bridge: str = ""
     partner: str = ""  # the other half of a Local/ channel pair
+    hangup_by: str = ""  # CCD_HANGUP_BY: who asked ccd to hang this channel up
     dialplan: bool = False  # ran real dialplan
     dialplan_hangup: bool = False  # executed Hangup()
     left_by_transfer: bool = False
     redirected: bool = False
     held_since: float | None = None
+    held_for: str = ""  # the agent whose hold it is
     agi_script: str = ""
     agi_since: float = 0.0
     pending_recording: str = ""
+    pending_recording_opts: str = ""  # options of the dialplan's MixMonitor() about to start
     recording: str = ""
+    recording_since: float = 0.0
+    recording_opts: str = ""
     answered: float | None = None
 
     @property
@@ -127,6 +150,9 @@ class Call:
     queue_legs: dict[str, str] = field(default_factory=dict)  # agent uid -> queue (AgentConnect)
     end_signal: tuple[str, str] | None = None  # (party, uniqueid)
     local_opt: int = 0
+    spy: dict[str, Any] | None = None  # a supervisor's ChanSpy leg: uid, mode, agent ...
+    agent_uid: str = ""  # an Originate that rang a known agent first: the agent's channel
+    known: KnownCall | None = None  # what ccd had stored before it (re)started
     last_cause: int = 0
     last_cause_txt: str = ""
     shutdown: bool = False
@@ -185,6 +211,26 @@ class Snapshot:
     entries: list[ev.QueueEntry] = field(default_factory=list)
     queues: list[ev.QueueParams] = field(default_factory=list)
     complete_queues: bool = True  # QueueStatus answered for every queue
+    #: length in seconds of the recordings still running on calls that vanished (the WAV
+    #: files Asterisk wrote: what it still tells about when those calls ended)
+    recording_seconds: dict[str, float] = field(default_factory=dict)
+    #: AMI Status of each channel (``AllVariables``): DNID and channel variables
+    status: dict[str, ev.ChannelStatus] = field(default_factory=dict)
+    #: calls ccd had stored as still open when it started (what it knew of them)
+    known: dict[str, KnownCall] = field(default_factory=dict)
+    why_gone: str = "vanished while the AMI link was down"  # end_reason of vanished calls
+
+
+@dataclass(slots=True)
+class KnownCall:
+    """What ccd had stored about a call that was still open when ccd (re)started: kept for
+    the call if Asterisk still has it, closed with it if not."""
+
+    record: d.CallRecord  # direction, DID, caller, start, queue, agent, recordings, IVR ...
+    last_seen: float  # known alive until then (the last event ccd stored)
+    queued_at: float | None = None  # still waiting in ``record.queue`` since then
+    talking_since: dict[str, float] = field(default_factory=dict)  # channel -> since
+    recordings: dict[str, float] = field(default_factory=dict)  # running: path -> since
 
 
 def interface_of(channel_name: str) -> str:
@@ -210,8 +256,10 @@ class LiveModel:
         self.queues: dict[str, Queue] = {}
         self.last_ts = 0.0
         self.pbx = BootTracker()  # tells a boot from a reconnect (FullyBooted's Uptime)
+        self.last_seen = 0.0  # the last event before the AMI link went down
         self.ignored = 0
         self._source = ""  # tags agent_state events ("resync" while reconciling)
+        self._adopting = False  # bridges found by a resync: talk that began unseen
         self._locals: dict[str, str] = {}  # "Local/x@y-0001" -> uniqueid of ;1 or ;2 seen first
         self._handlers = {
             ev.Newchannel: self._newchannel,
@@ -236,6 +284,7 @@ class LiveModel:
             ev.QueueParams: self._queue_params,
             ev.DialEnd: self._dial_end,
             ev.DialBegin: self._dial_begin,
+            ev.ChanSpy: self._chanspy,
         }
 
     # ------------------------------------------------------------------ public
@@ -261,7 +310,9 @@ class LiveModel:
         return out
 
     def link_lost(self, ts: float) -> list[d.DomainEvent]:
-        """The AMI link dropped: nothing changes until the resync tells the truth."""
+        """The AMI link dropped: nothing changes until the resync tells the truth (calls are
+        known alive up to the last event received)."""
+        self.last_seen = self.last_ts or ts
         return [d.PbxEvent(ts, "link_lost")]
 
     def reconcile(self, snap: Snapshot) -> list[d.DomainEvent]:
@@ -282,25 +333,45 @@ class LiveModel:
         out: list[d.DomainEvent] = []
         now = snap.ts
         present = {c.uniqueid: c for c in snap.channels}
-        # 1. channels that vanished
-        for uid in [u for u in self.channels if u not in present]:
+        linked = {c.linkedid for c in snap.channels}
+        # 1. channels that vanished: their calls ended while ccd could not see it. The end
+        # is what Asterisk still tells (a recording's length) or unknown, never "now".
+        last_seen = self.last_seen or now
+        ends: dict[str, float | None] = {}
+        for call in self.calls.values():
+            if call.channels and not any(u in present for u in call.channels):
+                ends[call.call_id] = self._end_from_recordings(call, snap, last_seen)
+
+        def customers_first(uid: str) -> int:
+            call = self.calls.get(self.channels[uid].linkedid)
+            return 0 if call is not None and call.customer == uid else 1
+
+        for uid in sorted((u for u in self.channels if u not in present), key=customers_first):
+            if uid not in self.channels:
+                continue
             ch = self.channels[uid]
             call = self.calls.get(ch.linkedid)
-            self._remove_channel(ch, now, out, vanished=True)
+            end = ends.get(ch.linkedid)
+            self._remove_channel(ch, now, out, vanished=True, stop=end)
             if call is not None and not call.channels:
-                self._finish(call, now, out, end_reason="vanished while the AMI link was down")
-        # 2. channels that appeared
+                self._finish(call, now, out, end_reason=snap.why_gone, end=end,
+                             window=(last_seen, max(now, last_seen, end or now)))
+        # calls ccd had stored as open that Asterisk no longer has: ended while ccd was down
+        for call_id, known in snap.known.items():
+            if call_id not in linked and call_id not in self.calls:
+                self._finish_known(known, snap, out)
+        # 2. channels that appeared: adopted with what Asterisk (and ccd's store) still know
+        adopted: dict[str, Call] = {}
         for c in snap.channels:
             if c.uniqueid in self.channels:
-                ch = self.channels[c.uniqueid]
-                ch.state = c.state
+                self.channels[c.uniqueid].state = c.state
                 continue
-            self._adopt_channel(c, now, out)
-        for c in snap.channels:
-            if c.bridge:
-                ch = self.channels.get(c.uniqueid)
-                if ch is not None and ch.bridge != c.bridge:
-                    self._enter_bridge(ch, c.bridge, now, out)
+            call = self._adopt_channel(c, now, snap.status.get(c.uniqueid))
+            adopted.setdefault(call.call_id, call)
+        for call in adopted.values():
+            known = snap.known.get(call.call_id)
+            if known is not None and not call.started:
+                self._restore(call, known, now)
         # 3. queue entries
         entries = {e.uniqueid: e for e in snap.entries}
         for call in self.calls.values():
@@ -316,10 +387,31 @@ class LiveModel:
             call = self.calls[ch.linkedid]
             if call.wait is None:
                 call.customer, call.customer_from_queue = ch.uniqueid, True
-                call.wait = QueueWait(e.queue, now - e.wait, e.position, e.position)
+                known = call.known
+                if known is not None and known.queued_at is not None \
+                        and known.record.queue == e.queue:
+                    joined = known.queued_at  # what ccd saw: to the millisecond
+                else:  # Asterisk's Wait is whole seconds, truncated: +-0.5 s at worst
+                    joined = now - e.wait - 0.5
+                    if "queue_wait" not in call.record.estimated:
+                        call.record.estimated.append("queue_wait")
+                call.wait = QueueWait(e.queue, joined, e.position, e.position)
                 call.record.queue = call.record.queue or e.queue
+                if call.record.queue_position is None:
+                    call.record.queue_position = e.position
                 self.queues.setdefault(e.queue, Queue(e.queue)).waiting[call.call_id] = \
                     call.wait.joined
+        for call in adopted.values():
+            self._start_adopted(call, now, out)
+        self._adopting = True
+        try:
+            for c in snap.channels:
+                if c.bridge:
+                    ch = self.channels.get(c.uniqueid)
+                    if ch is not None and ch.bridge != c.bridge:
+                        self._enter_bridge(ch, c.bridge, now, out)
+        finally:
+            self._adopting = False
         # 4. queue members
         if snap.complete_queues:
             seen: dict[str, set[str]] = {}
@@ -339,6 +431,90 @@ class LiveModel:
                               f"{len(snap.channels)} channels, {len(self.calls)} calls"))
         return out
 
+    def _finish_known(self, known: KnownCall, snap: Snapshot, out: list[d.DomainEvent]) -> None:
+        """A call ccd had stored as open and Asterisk no longer has: it ended while ccd was
+        not running. Closed with what ccd knew, its end from a recording's length or
+        unknown (never the time ccd came back)."""
+        now = snap.ts
+        rec = d.record_from_dict(known.record.to_dict())
+        call = Call(rec.call_id, rec, started=True, known=known)
+        for name, since in known.talking_since.items():
+            rec.segments.append(d.Segment(interface_of(name), name, since))
+        last_seen = known.last_seen
+        ends = [since + snap.recording_seconds[path] for path, since in
+                known.recordings.items() if path in snap.recording_seconds]
+        end = max(ends) if ends else None
+        if end is not None and not last_seen - 1.0 <= end <= now + 3600.0:
+            end = None
+        if end is not None:
+            end = max(end, last_seen)
+        for seg in rec.segments:
+            if seg.end is None:
+                seg.end = end
+                if end is not None and "talk" not in rec.estimated:
+                    rec.estimated.append("talk")
+        self._finish(call, now, out, end_reason="ended while ccd was not running", end=end,
+                     window=(last_seen, max(now, last_seen, end or now)))
+
+    def _restore(self, call: Call, known: KnownCall, now: float) -> None:
+        """An adopted call ccd had stored as open: it keeps what ccd already knew (no second
+        call_started; its start, DID, queue, wait, agent and talk as they were seen)."""
+        call.known = known
+        rec = call.record
+        old = known.record
+        for f in ("direction", "did", "caller_num", "caller_name", "dialed", "queue",
+                  "queue_wait", "queue_position", "outcome", "agent", "agent_name",
+                  "agent_channel", "customer_channel", "supervisor", "spy_mode", "spied_call",
+                  "answer"):
+            value = getattr(old, f)
+            if value not in ("", None):
+                setattr(rec, f, value)
+        rec.start = old.start or rec.start
+        rec.ivr = list(old.ivr) + rec.ivr
+        rec.segments = [*(sg for sg in old.segments if sg.end is not None), *rec.segments]
+        rec.transfers = list(old.transfers)
+        rec.holds, rec.hold_seconds = list(old.holds), old.hold_seconds
+        rec.recordings = list(dict.fromkeys([*old.recordings, *rec.recordings]))
+        pairs = dict(zip(old.uniqueids, old.channels, strict=False))
+        pairs.update(zip(rec.uniqueids, rec.channels, strict=False))
+        rec.uniqueids, rec.channels = list(pairs), list(pairs.values())
+        rec.variables = {**old.variables, **rec.variables}
+        rec.adopted = True
+        rec.estimated = [e for e in rec.estimated if e != "start" and not (
+            e == "queue_wait" and old.queue_wait is not None)]
+        for ch in call.channels.values():
+            if ch.name == old.customer_channel:
+                call.customer = ch.uniqueid
+            if ch.name == old.agent_channel and old.direction == "outbound" and \
+                    old.customer_channel != ch.name:
+                call.agent_uid = ch.uniqueid
+            if ch.recording and ch.recording in known.recordings:
+                ch.recording_since = known.recordings[ch.recording]
+        if old.direction == "spy":
+            sup = next((c for c in call.channels.values() if c.name == old.customer_channel),
+                       None)
+            if sup is not None:
+                self._spy(call, sup, mode=old.spy_mode, agent=old.agent)
+        call.started = True  # its call_started is stored already
+
+    def _end_from_recordings(self, call: Call, snap: Snapshot, last_seen: float
+                             ) -> float | None:
+        """When a call that vanished ended, by the recordings still running on it: a
+        MixMonitor without the ``b`` option writes until its channel hangs up, so its start
+        plus the WAV's length is the end. None when nothing tells (or it contradicts)."""
+        found = []
+        for ch in call.channels.values():
+            secs = snap.recording_seconds.get(ch.recording) if ch.recording else None
+            if secs is not None and "b" not in ch.recording_opts:
+                found.append(ch.recording_since + secs)
+        if not found:
+            return None
+        end = max(found)
+        if end < last_seen - 1.0 or end > snap.ts + 3600.0:
+            return None  # shorter than what ccd saw, or absurdly long: not the end
+        # (snap.ts is ccd's estimate of Asterisk's clock: the file's length is Asterisk's)
+        return max(end, last_seen)
+
     # ------------------------------------------------------------------ channels
 
     def _call_for(self, linkedid: str, ts: float) -> Call:
@@ -353,7 +529,8 @@ class LiveModel:
             return  # duplicate
         call = self._call_for(e.linkedid, e.ts)
         ch = Channel(e.uniqueid, e.channel, e.linkedid, e.ts, e.state, e.state, e.caller_num,
-                     e.caller_name, e.context, e.exten)
+                     e.caller_name, e.context, e.exten, home_context=e.context,
+                     own_num=e.caller_num, own_name=e.caller_name)
         self.channels[e.uniqueid] = ch
         call.channels[e.uniqueid] = ch
         call.every[e.uniqueid] = ch
@@ -396,12 +573,19 @@ class LiveModel:
             self._redirected(call, ch, e, out)
         if ch.agi_script and e.application not in AGI_APPS:
             self._ivr_left(call, ch, e.ts, "", out)
+        if e.application == "ChanSpy" and call.spy is None:
+            self._spy(call, ch, mode=_spy_mode(e.appdata.partition(",")[2]))
         if not ch.dialplan:
             ch.dialplan = True
             ch.context, ch.exten = e.context, e.exten
             ch.caller_num, ch.caller_name = e.caller_num or ch.caller_num, \
                 e.caller_name or ch.caller_name
-            if not call.started and not call.customer:
+            if not call.started and ch.originated and not call.agent_uid \
+                    and self._known_agent(call, ch):
+                call.agent_uid = ch.uniqueid  # known as an agent by now (e.g. a member)
+            if not call.started and (ch.uniqueid == call.agent_uid or call.spy is not None):
+                self._start_call(call, e.ts, out)
+            elif not call.started and not call.customer:
                 call.customer = ch.uniqueid
                 self._start_call(call, e.ts, out)
         if e.application in AGI_APPS:
@@ -412,6 +596,8 @@ class LiveModel:
             out.append(d.IvrEntered(e.ts, call.call_id, ch.name, script))
         elif e.application == "Hangup":
             ch.dialplan_hangup = True
+        elif e.application == "MixMonitor":  # the dialplan's: its options matter (b)
+            ch.pending_recording_opts = e.appdata.split(",")[1] if "," in e.appdata else ""
 
     def _start_call(self, call: Call, ts: float, out: list[d.DomainEvent],
                     adopted: bool = False) -> None:
@@ -419,6 +605,13 @@ class LiveModel:
             return
         call.started = True
         rec = call.record
+        rec.adopted = adopted
+        if call.spy is not None:
+            self._start_spy(call, ts, out, adopted)
+            return
+        if call.agent_uid:
+            self._start_agent_call(call, ts, out, adopted)
+            return
         cust = call.every.get(call.customer)
         if cust is None and call.every:
             cust = next(iter(call.every.values()))
@@ -430,14 +623,113 @@ class LiveModel:
             rec.caller_name = rec.caller_name or cust.caller_name
             if cust.dialplan and cust.context in self.config.inbound_contexts:
                 rec.direction, rec.did = "inbound", cust.exten
-            elif (first is not None and first.first_state == 0) \
-                    or cust.context in self.config.outbound_contexts:
+            elif adopted and cust.dnid and self._is_did(cust):
+                rec.direction, rec.did = "inbound", cust.dnid  # it came in on that number
+            elif (first is not None and first.first_state == 0 and not adopted) \
+                    or cust.context in self.config.outbound_contexts \
+                    or "CCD_ATTEMPT" in rec.variables:
                 rec.direction = "outbound"
             else:
                 rec.direction = "internal"
         out.append(d.CallStarted(ts, call.call_id, rec.direction, rec.did, rec.caller_num,
                                  rec.caller_name, cust.name if cust else "",
-                                 cust.uniqueid if cust else "", adopted))
+                                 cust.uniqueid if cust else "", adopted, rec.dialed,
+                                 tenant=rec.variables.get("CCD_TENANT", ""), start=rec.start))
+
+    def _is_did(self, ch: Channel) -> bool:
+        """An adopted channel's DNID is a DID: one of ccd's, or (ccd knows none) any number
+        dialled to reach a phone that is not an agent's."""
+        if self.config.dids:
+            return ch.dnid in self.config.dids
+        return not ch.is_local and ch.interface not in self.agents \
+            and ch.interface not in self.config.agent_interfaces
+
+    def _start_agent_call(self, call: Call, ts: float, out: list[d.DomainEvent],
+                          adopted: bool) -> None:
+        """A call an agent places (click-to-dial, a preview campaign, an Originate of an
+        agent's phone): the agent's leg is the agent, the party it dials the customer."""
+        rec = call.record
+        ach = call.every[call.agent_uid]
+        known = self.agents.get(ach.interface)
+        rec.agent, rec.agent_channel = ach.interface, ach.name
+        rec.agent_name = rec.agent_name or (known.name if known else "") or ach.own_name
+        outbound = ach.context in self.config.outbound_contexts
+        rec.direction = "outbound" if outbound else "internal"
+        # what was dialled: the number in the outbound context, else what the agent's leg
+        # dials next (the Originate's own dial string rang the agent)
+        rec.dialed = ach.exten if outbound and ach.exten not in ("", "s") else ""
+        cust = call.every.get(call.customer)
+        if cust is not None:
+            self._customer_leg(call, cust)
+        out.append(d.CallStarted(ts, call.call_id, rec.direction, rec.did, rec.caller_num,
+                                 rec.caller_name, cust.name if cust else "",
+                                 cust.uniqueid if cust else "", adopted, rec.dialed,
+                                 agent=rec.agent, tenant=rec.variables.get("CCD_TENANT", ""),
+                                 start=rec.start))
+
+    def _customer_leg(self, call: Call, cust: Channel) -> None:
+        """The party an agent's call dialled becomes its customer: the caller ID it shows
+        is the one presented to that party (e.g. the trunk's)."""
+        call.customer = cust.uniqueid
+        rec = call.record
+        rec.customer_channel = cust.name
+        rec.caller_num, rec.caller_name = cust.own_num, cust.own_name
+
+    # ------------------------------------------------------------------ supervisors
+
+    def _spy(self, call: Call, ch: Channel, mode: str = "", agent: str = "") -> None:
+        spy = call.spy
+        if spy is None:
+            spy = call.spy = {"uid": ch.uniqueid, "mode": "", "agent": "", "call": "",
+                              "segment": None}
+        spy["mode"] = spy["mode"] or mode
+        spy["agent"] = spy["agent"] or agent
+
+    def _start_spy(self, call: Call, ts: float, out: list[d.DomainEvent],
+                   adopted: bool) -> None:
+        """A supervisor's listen / whisper / barge leg: not a customer call."""
+        spy = call.spy
+        assert spy is not None
+        rec = call.record
+        sup = call.every[spy["uid"]]
+        call.customer = sup.uniqueid
+        rec.direction, rec.supervisor = "spy", sup.interface
+        rec.customer_channel = sup.name
+        rec.caller_num, rec.caller_name = sup.own_num, sup.own_name
+        rec.agent = rec.agent or spy["agent"]
+        rec.spy_mode = rec.spy_mode or spy["mode"]
+        out.append(d.CallStarted(ts, call.call_id, "spy", "", rec.caller_num, rec.caller_name,
+                                 sup.name, sup.uniqueid, adopted, agent=rec.agent,
+                                 supervisor=sup.interface,
+                                 tenant=rec.variables.get("CCD_TENANT", ""), start=rec.start))
+
+    def _chanspy(self, e: ev.ChanSpy, out: list[d.DomainEvent]) -> None:
+        ch = self.channels.get(e.spyer_uniqueid)
+        if ch is None:
+            return
+        call = self.calls[ch.linkedid]
+        self._spy(call, ch)
+        spy = call.spy
+        assert spy is not None
+        rec = call.record
+        if e.name == "ChanSpyStart":
+            if spy["segment"] is not None and spy["segment"].end is None:
+                return  # a duplicate
+            target = interface_of(e.spyee_channel)
+            spy["agent"] = spy["agent"] or target
+            spy["call"] = e.spyee_linkedid
+            rec.spied_call = e.spyee_linkedid
+            rec.agent = rec.agent or spy["agent"]
+            known = self.agents.get(rec.agent)
+            rec.agent_name = rec.agent_name or (known.name if known else "")
+            seg = d.Segment(target, e.spyee_channel, e.ts)
+            spy["segment"] = seg
+            rec.segments.append(seg)
+            if rec.answer is None:
+                rec.answer = e.ts
+            self._start_call(call, e.ts, out)
+        elif spy["segment"] is not None and spy["segment"].end is None:
+            spy["segment"].end = e.ts
 
     def _varset(self, e: ev.VarSet, out: list[d.DomainEvent]) -> None:
         ch = self.channels.get(e.uniqueid)
@@ -459,9 +751,15 @@ class LiveModel:
                 if call.record.outcome in ("", "ivr_only"):
                     call.record.outcome = "timeout" if reason == "timeout" else "exited"
                 out.append(d.QueueExited(e.ts, call.call_id, pend.queue, reason, wait))
+        elif var == "CCD_HANGUP_BY":
+            ch.hangup_by = _clean_who(e.value)
         elif e.value and (var in self.config.call_variables
                           or var.startswith(self.config.variable_prefix)):
             call.record.variables[var] = e.value
+            if var == "CCD_SPY_AGENT":  # ccd's Originate of a supervisor's ChanSpy
+                self._spy(call, ch, agent=e.value)
+            elif var == "CCD_SPY_MODE":
+                self._spy(call, ch, mode=e.value)
 
     def _ivr_left(self, call: Call, ch: Channel, ts: float, status: str,
                   out: list[d.DomainEvent]) -> None:
@@ -474,33 +772,59 @@ class LiveModel:
     # ------------------------------------------------------------------ hangups
 
     def _party(self, call: Call, uid: str) -> str:
+        """Who a channel of the call is: caller / customer, agent, external, supervisor."""
+        if call.spy is not None:
+            return "supervisor" if uid == call.spy["uid"] else ""
+        if uid == call.agent_uid:
+            return "agent"
         if uid == call.customer:
             return "customer" if call.record.direction == "outbound" else "caller"
-        if uid in call.open_segments:
-            return "agent"
+        ch = self.channels.get(uid) or call.every.get(uid)
+        if uid in call.open_segments and ch is not None:
+            return "agent" if self._is_agent(ch) else "external"
         return ""
 
-    def _signal(self, call: Call, party: str, uid: str) -> None:
-        if party and call.end_signal is None:
-            call.end_signal = (party, uid)
+    def _is_agent(self, ch: Channel) -> bool:
+        """An agent's phone: an interface ccd knows as an agent, or any phone that is not a
+        trunk (trunk endpoints put their channels in an inbound context)."""
+        if ch.interface in self.agents or ch.interface in self.config.agent_interfaces:
+            return True
+        return ch.home_context not in self.config.inbound_contexts
+
+    def _signal(self, call: Call, party: str, uid: str, soft: bool = True) -> None:
+        """The first teardown sign of a party decides who hung up. A soft sign (leaving the
+        bridge, a soft hang-up request) on a channel ccd was asked to hang up (the
+        ``CCD_HANGUP_BY`` variable ccd sets just before its AMI Hangup) is ccd's."""
+        if not party or call.end_signal is not None:
+            return
+        ch = self.channels.get(uid)
+        if soft and ch is not None and ch.hangup_by:
+            call.end_signal = ("ccd" if ch.hangup_by.split(":", 1)[0] == "ccd" else "operator",
+                               uid)
+            call.record.hangup_requested_by = ch.hangup_by
+            return
+        call.end_signal = (party, uid)
 
     def _hangup_request(self, e: ev.HangupRequest, out: list[d.DomainEvent]) -> None:
         ch = self.channels.get(e.uniqueid)
         if ch is None:
             return
         call = self.calls[ch.linkedid]
+        party = self._party(call, ch.uniqueid)
         if e.soft and e.cause == SOFTHANGUP_SHUTDOWN:
             call.shutdown = True
+            self._signal(call, "system", ch.uniqueid, soft=False)
+        elif e.soft and e.cause == SOFTHANGUP_EXPLICIT and ch.agi_script and not ch.hangup_by:
+            # AGI HANGUP: the IVR ended the call (an AMI Hangup raises no request event)
+            self._signal(call, "ivr", ch.uniqueid, soft=False)
+        elif e.soft and party and (ch.dialplan_hangup or call.spy is not None
+                                   or e.cause == SOFTHANGUP_APPUNLOAD):
+            # the dialplan gave the channel up (Hangup(), its end, an application that
+            # failed, ChanSpy's E option) before anyone hung up: the PBX ended it. (An AMI
+            # Hangup raises no event of its own; ccd's carry CCD_HANGUP_BY, which wins.)
             self._signal(call, "system", ch.uniqueid)
-        party = self._party(call, ch.uniqueid)
-        if ch.uniqueid == call.customer and e.soft and (
-                ch.dialplan_hangup or (e.cause == SOFTHANGUP_APPUNLOAD and not ch.bridge
-                                       and not (call.wait and not call.wait.connected))):
-            # Hangup() ran, or the PBX let the channel go by itself (its dialplan ended or
-            # failed: an application that does not exist): no person hung up
-            party = "system"
-        if party:
-            self._signal(call, party, ch.uniqueid)
+        elif party:
+            self._signal(call, party, ch.uniqueid, soft=e.soft)
         if ch.uniqueid == call.customer and call.wait and not call.wait.connected:
             call.wait.caller_hangup = True
 
@@ -511,7 +835,7 @@ class LiveModel:
         call = self.calls[ch.linkedid]
         if ch.uniqueid == call.customer or not call.last_cause:
             call.last_cause, call.last_cause_txt = e.cause, e.cause_txt
-        party = self._party(call, ch.uniqueid)
+        party = self._party(call, ch.uniqueid) if call.spy is None else ""
         if party:
             unanswered = ch.state != STATE_UP and ch.uniqueid == call.customer
             self._signal(call, "system" if unanswered and not call.party_uids else party,
@@ -521,7 +845,9 @@ class LiveModel:
             self._finish(call, e.ts, out)
 
     def _remove_channel(self, ch: Channel, ts: float, out: list[d.DomainEvent],
-                        vanished: bool = False) -> None:
+                        vanished: bool = False, stop: float | None = None) -> None:
+        """Forget a channel that hung up at ``ts`` (or vanished: then ``stop`` is when it
+        ended as far as Asterisk still told, None if not known)."""
         call = self.calls.get(ch.linkedid)
         self.channels.pop(ch.uniqueid, None)
         if call is None:
@@ -532,10 +858,14 @@ class LiveModel:
         if ch.agi_script:
             self._ivr_left(call, ch, ts, "HANGUP", out)
         if ch.recording:
-            out.append(d.RecordingStopped(ts, call.call_id, ch.name, ch.recording))
+            if not vanished or stop is not None:  # else its stop time is not known
+                out.append(d.RecordingStopped(ts if not vanished else stop or ts,
+                                              call.call_id, ch.name, ch.recording))
             ch.recording = ""
         if ch.held_since is not None:
-            self._unhold_channel(call, ch, ts, out)
+            # a hold still on when the channel vanished counts until it was last seen
+            self._unhold_channel(call, ch, ts if not vanished else
+                                 (stop or max(ch.held_since, self.last_seen)), out)
         self._clear_ringing(ch.uniqueid, ts, out)
         if ch.bridge:
             self.bridges.get(ch.bridge, set()).discard(ch.uniqueid)
@@ -546,27 +876,53 @@ class LiveModel:
         base = _local_base(ch.name)
         if base and self._locals.get(base) == ch.uniqueid:
             del self._locals[base]
+        if vanished:  # the talk it was in ended when the call did: ``stop``, or not known
+            ended = set(call.open_segments) if ch.uniqueid == call.customer else \
+                {ch.uniqueid} & set(call.open_segments)
+            for uid in ended:
+                call.open_segments.pop(uid).end = stop
+            call.peers = call.peers - ended
         self._recompute(call, ts, out)
         for agent in self.agents.values():
             if ch.uniqueid in agent.calls:
                 agent.last_call = agent.calls.pop(ch.uniqueid)
-                self._wrapup_start(agent, ts)
+                # app_queue's wrap-up follows a call from the queue only: after a call the
+                # agent placed (click-to-dial) or got by a transfer, Asterisk offers the
+                # next queue call at once
+                if ch.uniqueid in call.queue_legs:
+                    self._wrapup_start(agent, ts, call.queue_legs[ch.uniqueid])
                 self._agent_update(agent, ts, out)
 
     def _finish(self, call: Call, ts: float, out: list[d.DomainEvent],
-                end_reason: str = "") -> None:
+                end_reason: str = "", end: float | None = None,
+                window: tuple[float, float] | None = None) -> None:
+        """The call is over: its record, published at ``ts``. With ``window`` ccd did not see
+        the end: it lies in ``window`` and is ``end`` if Asterisk still told it, else
+        unknown (no end, no durations)."""
         self.calls.pop(call.call_id, None)
         for q in self.queues.values():
             q.waiting.pop(call.call_id, None)
         if not call.started:
             self._start_call(call, call.record.start, out)
         rec = call.record
+        stop: float | None = ts
+        if window is not None:
+            stop = end
+            rec.end_window = [round(window[0], 6), round(window[1], 6)]
+            rec.end_source = "recording" if end is not None else "unknown"
+        if window is not None and stop is not None and call.open_segments \
+                and "talk" not in rec.estimated:
+            rec.estimated.append("talk")  # to the end of the caller's channel: at most that
         for seg in list(call.open_segments.values()):
-            seg.end = ts
+            seg.end = stop
         call.open_segments.clear()
-        rec.end = ts
-        rec.total_seconds = round(ts - rec.start, 3)
-        rec.talk_seconds = round(sum(s.seconds for s in rec.segments), 3)
+        if call.spy is not None and call.spy["segment"] is not None \
+                and call.spy["segment"].end is None:
+            call.spy["segment"].end = stop
+        rec.end = stop
+        rec.total_seconds = None if stop is None else round(stop - rec.start, 3)
+        rec.talk_seconds = None if any(s.end is None for s in rec.segments) else \
+            round(sum(s.seconds for s in rec.segments), 3)
         rec.hold_seconds = round(rec.hold_seconds, 3)
         if call.end_signal is not None:
             rec.hangup_by = call.end_signal[0]
@@ -581,6 +937,8 @@ class LiveModel:
         if not rec.outcome:
             if rec.segments:
                 rec.outcome = "answered"
+            elif call.spy is not None or call.agent_uid:
+                rec.outcome = "failed"  # no spying / the agent's dial reached nobody
             elif rec.ivr and not rec.queue:
                 rec.outcome = "ivr_only"
             elif call.customer and self._customer_answered(call):
@@ -698,7 +1056,12 @@ class LiveModel:
                 seg.end = ts
         for uid in peers - call.peers:
             pch = self.channels[uid]
-            seg = d.Segment(pch.interface, pch.name, ts, queue=call.queue_legs.get(uid, ""))
+            since = ts
+            if call.known is not None and pch.name in call.known.talking_since:
+                since = call.known.talking_since.pop(pch.name)  # talking before ccd restarted
+            elif self._adopting and "talk" not in call.record.estimated:
+                call.record.estimated.append("talk")  # talking before ccd saw it: from now
+            seg = d.Segment(pch.interface, pch.name, since, queue=call.queue_legs.get(uid, ""))
             call.open_segments[uid] = seg
             call.party_uids.add(uid)
             call.record.segments.append(seg)
@@ -742,6 +1105,10 @@ class LiveModel:
         call = self.calls[ch.linkedid]
         ch.held_since = e.ts
         party = "caller" if ch.uniqueid == call.customer else "agent"
+        if party == "agent":
+            ch.held_for = ch.interface
+        else:  # the caller is held by the agent talking to it
+            ch.held_for = next((s.agent for s in call.open_segments.values()), "")
         out.append(d.CallHeld(e.ts, call.call_id, ch.name, party))
         agent = self.agents.get(ch.interface)
         if agent is not None:
@@ -760,6 +1127,8 @@ class LiveModel:
         secs = round(ts - since, 3)
         call.record.hold_seconds += secs
         party = "caller" if ch.uniqueid == call.customer else "agent"
+        call.record.holds.append({"agent": ch.held_for, "channel": ch.name, "party": party,
+                                  "start": since, "end": ts, "seconds": secs})
         out.append(d.CallUnheld(ts, call.call_id, ch.name, party, secs))
         agent = self.agents.get(ch.interface)
         if agent is not None:
@@ -775,6 +1144,8 @@ class LiveModel:
             if ch.recording and ch.recording == ch.pending_recording:
                 return  # a duplicate
             ch.recording = ch.pending_recording
+            ch.recording_since, ch.recording_opts = e.ts, ch.pending_recording_opts
+            ch.pending_recording_opts = ""
             if ch.recording and ch.recording not in call.record.recordings:
                 call.record.recordings.append(ch.recording)
             out.append(d.RecordingStarted(e.ts, call.call_id, ch.name, ch.recording))
@@ -999,10 +1370,34 @@ class LiveModel:
 
     def _dial_begin(self, e: ev.DialBegin, out: list[d.DomainEvent]) -> None:
         call = self.calls.get(e.dest_linkedid)
-        if call is None or call.record.dialed or call.wait is not None:
+        dest = self.channels.get(e.dest_uniqueid)
+        if call is None:
+            return
+        if e.uniqueid == "" and dest is not None:
+            # an Originate rings this channel first; an agent's phone makes it the agent's
+            # call (whoever sent the Originate), the party it dials is the customer
+            dest.originated = True
+            if not call.started and not call.agent_uid and self._known_agent(call, dest):
+                call.agent_uid = dest.uniqueid
+                return
+        if call.spy is not None:
+            return  # a supervisor's leg dials nobody
+        if call.agent_uid and e.uniqueid == call.agent_uid:
+            if not call.customer and dest is not None:
+                self._customer_leg(call, dest)
+            if not call.record.dialed:
+                call.record.dialed = e.dial_string.partition("@")[0]
+            return
+        if call.record.dialed or call.wait is not None:
             return
         if e.uniqueid == "" or e.uniqueid == call.customer:
             call.record.dialed = e.dial_string
+
+    def _known_agent(self, call: Call, ch: Channel) -> bool:
+        """An interface ccd knows as an agent's (or the one ccd's Originate names)."""
+        iface = ch.interface
+        return (iface in self.agents or iface in self.config.agent_interfaces
+                or call.record.variables.get("CCD_AGENT") == iface)
 
     def _dial_end(self, e: ev.DialEnd, out: list[d.DomainEvent]) -> None:
         ch = self.channels.get(e.uniqueid)
@@ -1050,18 +1445,13 @@ class LiveModel:
             self.queues.setdefault(e.queue, Queue(e.queue))
         self._agent_update(agent, ts, out)
 
-    def _wrapup_start(self, agent: Agent, ts: float, queue: str = "") -> None:
+    def _wrapup_start(self, agent: Agent, ts: float, queue: str) -> None:
+        """Asterisk's wrap-up after a call from ``queue`` (its member's, else ccd's)."""
         if agent.calls:
             return
-        secs = 0.0
-        if queue:
-            m = agent.memberships.get(queue)
-            secs = float(m.wrapup) if m and m.wrapup else self.config.wrapup.get(
-                queue, self.config.default_wrapup)
-        elif agent.state in ("on_call", "on_hold"):
-            queues = list(agent.memberships)
-            secs = max([self.config.wrapup.get(q, self.config.default_wrapup) for q in queues]
-                       or [0.0])
+        m = agent.memberships.get(queue)
+        secs = float(m.wrapup) if m and m.wrapup else self.config.wrapup.get(
+            queue, self.config.default_wrapup)
         if secs > 0 and (agent.wrapup_until is None or agent.wrapup_until < ts + secs):
             agent.wrapup_until = ts + secs
 
@@ -1102,7 +1492,8 @@ class LiveModel:
         agent.since = ts
         out.append(d.AgentStateChanged(ts, agent.interface, agent.name, state, previous, reason,
                                        call_id, sorted(agent.memberships), agent.paused,
-                                       self._source))
+                                       self._source,
+                                       agent.wrapup_until if state == "wrapup" else None))
 
     # ------------------------------------------------------------------ system
 
@@ -1118,11 +1509,15 @@ class LiveModel:
     # ------------------------------------------------------------------ adoption
 
     def _adopt_channel(self, c: ev.CoreShowChannel, now: float,
-                       out: list[d.DomainEvent]) -> None:
-        start = now - c.duration
+                       status: ev.ChannelStatus | None) -> Call:
+        """A channel Asterisk has and the model does not: its call, with what Asterisk's
+        CoreShowChannels and Status (DNID, variables) say about it."""
+        start = now - c.duration  # Duration is whole seconds
         call = self._call_for(c.linkedid, start)
         ch = Channel(c.uniqueid, c.channel, c.linkedid, start, c.state, c.state, c.caller_num,
-                     c.caller_name, c.context, c.exten, dialplan=c.application not in PSEUDO_APPS)
+                     c.caller_name, c.context, c.exten, home_context=c.context,
+                     own_num=c.caller_num, own_name=c.caller_name,
+                     dialplan=c.application not in PSEUDO_APPS)
         if c.state == STATE_UP:
             ch.answered = start
         self.channels[c.uniqueid] = ch
@@ -1131,6 +1526,8 @@ class LiveModel:
         call.record.uniqueids.append(c.uniqueid)
         call.record.channels.append(c.channel)
         call.record.start = min(call.record.start, start)
+        if not call.started and "start" not in call.record.estimated:
+            call.record.estimated.append("start")
         base = _local_base(c.channel)
         if base:
             other = self._locals.pop(base, None)
@@ -1140,9 +1537,76 @@ class LiveModel:
                 self._locals[base] = c.uniqueid
         if c.application in AGI_APPS:
             ch.agi_script, ch.agi_since = c.app_data.split(",", 1)[0], now
-        if not call.started and (c.uniqueid == c.linkedid or c.application == "Queue"):
-            call.customer = c.uniqueid
-            self._start_call(call, start, out, adopted=True)
+        if c.application == "ChanSpy":
+            self._spy(call, ch, mode=_spy_mode(c.app_data.partition(",")[2]))
+        if status is not None:
+            self._adopt_status(call, ch, status)
+        return call
+
+    def _adopt_status(self, call: Call, ch: Channel, st: ev.ChannelStatus) -> None:
+        ch.dnid = st.dnid
+        rec = call.record
+        for name, value in st.variables.items():
+            if name == "MIXMONITOR_FILENAME" and value:
+                ch.recording = value  # its MixMonitor is still running (or was)
+                if value not in rec.recordings:
+                    rec.recordings.append(value)
+            elif name == "CCD_HANGUP_BY":
+                ch.hangup_by = _clean_who(value)
+            elif value and (name in self.config.call_variables
+                            or name.startswith(self.config.variable_prefix)):
+                rec.variables[name] = value
+                if name == "CCD_SPY_AGENT":
+                    self._spy(call, ch, agent=value)
+                elif name == "CCD_SPY_MODE":
+                    self._spy(call, ch, mode=value)
+        v = st.variables
+        if v.get("MEMBERINTERFACE") and v.get("QUEUENAME") and not rec.agent:
+            # a queue call answered before ccd saw it: app_queue's variables say by whom
+            rec.queue = rec.queue or v["QUEUENAME"]
+            rec.agent, rec.agent_name = v["MEMBERINTERFACE"], v.get("MEMBERNAME", "")
+            rec.outcome = rec.outcome or "answered"
+            if v.get("QEHOLDTIME", "").isdigit() and rec.queue_wait is None:
+                rec.queue_wait = float(v["QEHOLDTIME"])  # whole seconds
+                rec.estimated.append("queue_wait")
+
+    def _start_adopted(self, call: Call, now: float, out: list[d.DomainEvent]) -> None:
+        """Start an adopted call once all its channels and its queue entry are known."""
+        for uid, ch in call.channels.items():
+            if ch.recording and ch.recording_since == 0.0 and call.known is None:
+                out.append(d.RecordingStarted(now, call.call_id, ch.name, ch.recording,
+                                              adopted=True))
+            if call.record.agent and ch.interface == call.record.agent and \
+                    call.record.queue and uid != call.customer:
+                call.queue_legs.setdefault(uid, call.record.queue)
+        first = call.channels.get(call.call_id)
+        if not call.started and call.spy is None and first is not None \
+                and not call.agent_uid and first.context in self.config.outbound_contexts \
+                and self._known_agent(call, first):
+            call.agent_uid = first.uniqueid  # an agent's outbound call (click-to-dial)
+        if call.spy is None and not call.agent_uid and not call.customer:
+            call.customer = first.uniqueid if first is not None else next(iter(call.channels))
+        if call.agent_uid and not call.customer:
+            other = next((c for u, c in call.channels.items() if u != call.agent_uid), None)
+            if other is not None:
+                call.customer = other.uniqueid
+        if call.started:  # restored from what ccd had stored
+            cust = call.channels.get(call.customer)
+            call.record.customer_channel = cust.name if cust else call.record.customer_channel
+            return
+        self._start_call(call, call.record.start, out, adopted=True)
+
+
+def _spy_mode(options: str) -> str:
+    """ChanSpy's options: ``w`` whisper, ``B`` barge, else listen."""
+    if "B" in options:
+        return "barge"
+    return "whisper" if "w" in options else "listen"
+
+
+def _clean_who(value: str) -> str:
+    """A ``CCD_HANGUP_BY`` value (``<source>:<who>``, set by ccd) as it may be stored."""
+    return "".join(c for c in value if c.isprintable())[:80]
 
 
 def _local_target(name: str) -> str:

@@ -14,9 +14,13 @@ Definitions (also in the README):
 * ``asa`` (average speed of answer) = total wait of answered entries / answered.
 * ``avg_wait`` and ``longest_wait`` cover every entry that finished waiting
   (answered, abandoned, exited); ``avg_abandon_wait`` only the abandoned ones.
-* ``aht`` (average handle time) = (talk + hold + wrap-up) / answered, where talk is
-  the time the caller spent with the agent who answered from this queue, hold the
-  time on hold during the call, and wrap-up the agent's wrap-up after it.
+* ``aht`` (average handle time) = (talk + hold outside talk + wrap-up) / answered with a
+  known talk time, where talk is the time the caller spent with the agent who answered
+  from this queue, hold the time that agent held the call (a hold while the caller
+  stays connected is already part of talk and is not added twice) and wrap-up that
+  agent's wrap-up after the call (attributed to the queue the agent answered from, also
+  after a transfer). ``talk_unknown`` counts answered calls whose end ccd did not see
+  (the AMI link was down): they are left out of talk, hold, wrap-up and AHT.
 * Agent ``occupancy`` = (ringing + on call + on hold + wrap-up) / staffed time, where
   staffed = logged in and not paused (available, ringing, on call, on hold, wrap-up).
 
@@ -64,7 +68,9 @@ class QueueInterval:
     abandon_wait: float = 0.0
     talk: float = 0.0
     hold: float = 0.0
+    hold_extra: float = 0.0  # hold not already inside talk
     wrapup: float = 0.0
+    talk_unknown: int = 0  # answered calls whose end (so talk) is not known
 
     @property
     def service_level(self) -> float | None:
@@ -86,14 +92,15 @@ class QueueInterval:
 
     @property
     def aht(self) -> float | None:
-        if not self.answered:
+        handled = self.answered - self.talk_unknown
+        if handled <= 0:
             return None
-        return round((self.talk + self.hold + self.wrapup) / self.answered, 3)
+        return round((self.talk + self.hold_extra + self.wrapup) / handled, 3)
 
     def to_dict(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in self.__slots__}
         for k in ("wait_answered", "wait_total", "longest_wait", "abandon_wait", "talk", "hold",
-                  "wrapup"):
+                  "hold_extra", "wrapup"):
             out[k] = round(out[k], 3)
         out.update(service_level=self.service_level, asa=self.asa, avg_wait=self.avg_wait,
                    avg_abandon_wait=self.avg_abandon_wait, aht=self.aht)
@@ -150,8 +157,12 @@ class StatsCollector:
         self.queues: dict[tuple[str, float], QueueInterval] = {}
         self.agents: dict[tuple[str, float], AgentInterval] = {}
         self._entries: dict[str, _Entry] = {}  # call id -> current queue entry
-        self._handled: OrderedDict[str, tuple[str, float]] = OrderedDict()  # answered calls
+        #: (call id, agent) -> (queue, interval) of the entry that agent answered
+        self._handled: OrderedDict[tuple[str, str], tuple[str, float]] = OrderedDict()
+        self._unknown: set[tuple[str, str]] = set()  # answered calls with an unknown end
+        self._agents_of: dict[str, list[str]] = {}  # call id -> agents who answered it
         self._agent_state: dict[str, tuple[str, float, str]] = {}  # agent -> state, since, call
+        self._wrapup_until: dict[str, float | None] = {}  # agent -> end of its wrap-up time
 
     def threshold(self, queue: str) -> float:
         return self.sl_threshold.get(queue, self.default_threshold)
@@ -193,9 +204,12 @@ class StatsCollector:
             self._wait(row, e.wait)
             if e.wait <= self.threshold(ent.queue):
                 row.answered_in_sl += 1
-            self._handled[e.call_id] = (ent.queue, ent.start)
+            self._handled[(e.call_id, e.agent)] = (ent.queue, ent.start)
+            self._agents_of.setdefault(e.call_id, []).append(e.agent)
             while len(self._handled) > 10000:
-                self._handled.popitem(last=False)
+                old, _ = self._handled.popitem(last=False)
+                self._unknown.discard(old)
+                self._agents_of.pop(old[0], None)
         elif isinstance(e, d.CallAbandoned):
             ent = self._entries.pop(e.call_id, None)
             if ent is None:
@@ -238,28 +252,52 @@ class StatsCollector:
             self._wait(row, wait)
             if wait < self.threshold(ent.queue):
                 row.abandoned_short += 1
-        key = self._handled.get(e.call_id)
-        if key is None:
-            return
-        row = self._row(*key)
         rec = e.record
-        row.talk += sum(s.seconds for s in rec.segments if s.queue == key[0]) or (
-            rec.segments[0].seconds if rec.segments else 0.0)
-        row.hold += rec.hold_seconds
+        for agent in dict.fromkeys(self._agents_of.get(e.call_id, ())):
+            key = self._handled.get((e.call_id, agent))
+            if key is None:
+                continue
+            row = self._row(*key)
+            if e.talk_seconds is None:
+                row.talk_unknown += 1
+                self._unknown.add((e.call_id, agent))
+                continue
+            legs = [s for s in rec.segments if s.agent == agent and s.queue == key[0]]
+            row.talk += sum(s.seconds for s in legs)
+            for h in rec.holds:
+                if h.get("agent") != agent or h.get("end") is None:
+                    continue
+                start, end = float(h["start"]), float(h["end"])
+                inside = sum(max(0.0, min(end, s.end) - max(start, s.start))
+                             for s in legs if s.end is not None)
+                row.hold += end - start
+                row.hold_extra += max(0.0, end - start - inside)
+
+    def _wrapup(self, agent: str, call_id: str, since: float, end: float) -> None:
+        """Wrap-up of ``agent`` after ``call_id``, for the queue it answered that call from
+        (bounded by the end of Asterisk's wrap-up time the model announced)."""
+        key = self._handled.get((call_id, agent))
+        if key is None or (call_id, agent) in self._unknown:
+            return
+        until = self._wrapup_until.get(agent)
+        if until is not None:
+            end = min(end, until)
+        t0, t1 = self._clip(since, end)  # never past the window, never an unbounded span
+        self._row(*key).wrapup += max(0.0, t1 - t0)
 
     def _agent(self, e: d.AgentStateChanged) -> None:
         prev = self._agent_state.get(e.agent)
         if prev is not None:
             state, since, call_id = prev
             self._span(e.agent, state, since, e.ts)
-            if state == "wrapup" and call_id in self._handled:
-                t0, t1 = self._clip(since, e.ts)
-                self._row(*self._handled[call_id]).wrapup += max(0.0, t1 - t0)
+            if state == "wrapup":
+                self._wrapup(e.agent, call_id, since, e.ts)
         if e.state == "on_call" and (prev is None or prev[0] not in ("on_call", "on_hold")):
             start = interval_start(e.ts, self.interval)
             if self._inside(start):
                 self._agent_row(e.agent, start).answered += 1
         self._agent_state[e.agent] = (e.state, e.ts, e.call_id)
+        self._wrapup_until[e.agent] = e.until if e.state == "wrapup" else None
 
     def _agent_row(self, agent: str, start: float) -> AgentInterval:
         row = self.agents.get((agent, start))
@@ -283,9 +321,8 @@ class StatsCollector:
         for agent, (state, since, call_id) in list(self._agent_state.items()):
             if now > since:
                 self._span(agent, state, since, now)
-                if state == "wrapup" and call_id in self._handled:
-                    t0, t1 = self._clip(since, now)
-                    self._row(*self._handled[call_id]).wrapup += max(0.0, t1 - t0)
+                if state == "wrapup":
+                    self._wrapup(agent, call_id, since, now)
                 self._agent_state[agent] = (state, now, call_id)
 
     def queue_rows(self) -> list[dict[str, Any]]:
@@ -302,7 +339,7 @@ class StatsCollector:
                 continue
             for k in ("offered", "answered", "abandoned", "exited", "answered_in_sl",
                       "abandoned_short", "wait_answered", "wait_total", "waits", "abandon_wait",
-                      "talk", "hold", "wrapup"):
+                      "talk", "hold", "hold_extra", "wrapup", "talk_unknown"):
                 setattr(tot, k, getattr(tot, k) + getattr(r, k))
             tot.longest_wait = max(tot.longest_wait, r.longest_wait)
         return tot

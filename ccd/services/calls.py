@@ -38,6 +38,17 @@ SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 SPY_OPTIONS = {"listen": "qE", "whisper": "qwE", "barge": "qBE"}
 
 
+_WHO = re.compile(r"[^A-Za-z0-9@._:+-]")
+
+
+def requester(who: str) -> str:
+    """``who`` as a safe ``CCD_HANGUP_BY`` value: ``<source>:<name>``, at most 64
+    characters of letters, digits and ``@._:+-`` (a Setvar value must not carry a comma,
+    quote or line break)."""
+    cleaned = _WHO.sub("_", who.strip())[:64]
+    return cleaned or "api"
+
+
 def call_state(call: Call) -> str:
     """What a call is doing now, in one word."""
     if call.open_segments:
@@ -105,14 +116,25 @@ class CallService:
         raise ApiError(f"call {call.call_id} has no queue, tenant tag or agent to tell its "
                        "tenant by", EXIT_USAGE)
 
-    async def hangup(self, call_id: str) -> dict[str, Any]:
-        """Hang up the whole call (the caller's channel; Asterisk ends the rest)."""
+    async def hangup(self, call_id: str, requested_by: str = "api") -> dict[str, Any]:
+        """Hang up the whole call (the caller's channel; Asterisk ends the rest).
+
+        ``requested_by`` says who asked (``cli:<user>``, ``panel:<user>``, ``api``, or
+        ``ccd`` for ccd itself). It goes to Asterisk first, as the channel variable
+        ``CCD_HANGUP_BY`` (AMI Setvar), so that the call record names ccd's hang-up once
+        Asterisk's events confirm it (commands go one way: the model learns it from the
+        VarSet, never from this command).
+        """
         call = self.get(call_id)
+        who = requester(requested_by)
         cust = call.channels.get(call.customer)
         targets = [cust.name] if cust else [c.name for c in call.channels.values()]
         for name in targets:
+            await self._send("Setvar", {"Channel": name, "Variable": "CCD_HANGUP_BY",
+                                        "Value": who})
             await self._send("Hangup", {"Channel": name, "Cause": 16})
-        return {"call_id": call_id, "hung_up": targets}
+        log.info("call %s hung up (%s) on request of %s", call_id, ", ".join(targets), who)
+        return {"call_id": call_id, "hung_up": targets, "requested_by": who}
 
     def _agent_leg(self, call: Call, agent: str | None = None) -> str:
         for uid, seg in call.open_segments.items():
@@ -338,6 +360,7 @@ class CallService:
             "Channel": sup.interface, "Application": "ChanSpy",
             "Data": f"{channel},{SPY_OPTIONS[mode]}", "Async": "true", "Timeout": 30000,
             "CallerID": f"{mode} {agent.name} <{agent.extension or 'spy'}>",
-            "Variable": [f"CCD_SPY_MODE={mode}", f"CCD_SPY_AGENT={agent.interface}"]})
+            "Variable": [f"CCD_SPY_MODE={mode}", f"CCD_SPY_AGENT={agent.interface}",
+                         f"CCD_TENANT={agent.tenant_id}"]})
         return {"agent": agent.interface, "supervisor": sup.interface, "mode": mode,
                 "channel": channel, "action_id": resp.get("ActionID", "")}

@@ -92,6 +92,10 @@ class Directory:
             " WHERE (%s::bigint IS NULL OR a.tenant_id = %s::bigint) "
             "GROUP BY a.id, t.slug ORDER BY a.id", tenant_id, tenant_id)
 
+    async def dids(self) -> list[str]:
+        """Every DID (the numbers trunk calls arrive on)."""
+        return [r["number"] for r in await self._rows("SELECT number FROM dids")]
+
     async def queues(self, refresh: bool = False) -> dict[str, QueueRow]:
         """Every queue by name (cached ``ttl`` seconds)."""
         if refresh or time.monotonic() - self._queues_at > self.ttl:

@@ -56,7 +56,8 @@ class Services:
 
     async def sync_queue_settings(self) -> None:
         """Wrap-up times and SL thresholds per queue from the database into the live model
-        and statistics (the same values as queues.conf, where Asterisk enforces wrap-up)."""
+        and statistics (the same values as queues.conf, where Asterisk enforces wrap-up),
+        and the agents' interfaces."""
         try:
             queues = await self.directory.queues(refresh=True)
         except Exception as exc:
@@ -66,6 +67,15 @@ class Services:
             if q.wrapup_seconds:
                 self.daemon.model.config.wrapup[name] = float(q.wrapup_seconds)
             self.live_stats.sl_threshold[name] = float(q.sl_threshold_seconds)
+        try:  # an Originate of a known agent's phone is that agent's call (whoever sent it);
+            # an adopted channel called on one of the DIDs is an inbound call
+            agents = await self.directory.agents()
+            dids = await self.directory.dids()
+        except Exception as exc:
+            log.warning("agent interfaces and DIDs not refreshed (database: %s)", exc)
+            return
+        self.daemon.model.config.agent_interfaces = frozenset(a["interface"] for a in agents)
+        self.daemon.model.config.dids = frozenset(dids)
 
     async def start(self) -> None:
         d = self.daemon
@@ -236,7 +246,7 @@ class Services:
         async def call_cmd(p: dict[str, Any]) -> Any:
             what, call_id = _str(p, "action"), _str(p, "call_id")
             if what == "hangup":
-                return await calls.hangup(call_id)
+                return await calls.hangup(call_id, str(p.get("requested_by") or "api"))
             if what == "transfer":
                 return await calls.transfer(call_id, _str(p, "target"),
                                             attended=bool(p.get("attended")),

@@ -249,5 +249,5 @@ class SimAgiChannel:
     async def hangup(self) -> None:
         if not self.ch.hungup:
             self.ch.hangupcause = self.ch.hangupcause or C.NORMAL_CLEARING
-            self.engine.request_hangup(self.ch, C.DIALPLAN)
+            self.engine.request_hangup(self.ch, C.EXPLICIT)  # as res_agi's HANGUP does
         await pause(self.engine, self.ch, 0)

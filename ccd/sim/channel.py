@@ -50,6 +50,8 @@ NORMAL_CLEARING, USER_BUSY, NO_ANSWER, SUBSCRIBER_ABSENT, CONGESTION = 16, 17, 1
 REMOTE = "remote"  # the far end sent BYE: HangupRequest (hard)
 AMI = "ami"  # AMI Hangup action: no request event at all
 DIALPLAN = "dialplan"  # Hangup() or end of dialplan: SoftHangupRequest Cause 16
+EXPLICIT = "explicit"  # AGI HANGUP: SoftHangupRequest Cause 32 (AST_SOFTHANGUP_EXPLICIT) now,
+#                        Cause 16 when the dialplan gives the channel up
 SHUTDOWN = "shutdown"  # core stop/restart: SoftHangupRequest Cause 4
 PARTNER = "partner"  # the other half of a Local channel went away: HangupRequest + Cause
 INTERNAL = "internal"  # hung up by the application that owns it (losing Dial legs)

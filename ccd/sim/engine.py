@@ -382,6 +382,8 @@ class Engine:
             self.chan_event("SoftHangupRequest", ch, [("Cause", "4")])
         elif origin == C.DIALPLAN:
             self.chan_event("SoftHangupRequest", ch, [("Cause", "16")])
+        elif origin == C.EXPLICIT:
+            self.chan_event("SoftHangupRequest", ch, [("Cause", "32")])
         ch.hangup_event.set()
         ch.wake.set()
         if ch.interceptor is not None and ch.interceptor(ch, origin):

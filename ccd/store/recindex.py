@@ -49,7 +49,7 @@ refused AS (
 
 STARTED: LiteralString = _CHECK + """
 INSERT INTO recordings AS r (tenant_id, call_id, path, channel, started_at)
-SELECT tenant_id, call_id, %(file)s, %(channel)s, %(ts)s FROM c WHERE inside
+SELECT tenant_id, call_id, %(file)s, %(channel)s, %(started)s::timestamptz FROM c WHERE inside
 ON CONFLICT (path) DO UPDATE SET
     started_at = LEAST(r.started_at, EXCLUDED.started_at),
     channel = CASE WHEN r.channel = '' THEN EXCLUDED.channel ELSE r.channel END
@@ -125,8 +125,11 @@ class RecordingIndex:
             if path in seen:
                 continue
             seen.add(path)
+            # a recording a resync found running started at a time ccd does not know
+            started = None if kind == "recording_started" and event.get("adopted") \
+                else base.get("ts")
             out.append((query, {**base, "file": path, "raw": text, "slug": slug,
-                                "root": f"{self.root}/",
+                                "root": f"{self.root}/", "started": started,
                                 "channel": str(event.get("channel") or "")}))
         if kind == "call_ended" and self.root is not None:
             out.append((RECHECK, {**base, "root": f"{self.root}/"}))

@@ -56,6 +56,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from ccd.config import Config
+from ccd.ivr.phone import PLANS, to_e164
 from ccd.model.domain import DomainEvent
 from ccd.store.db import describe_error
 from ccd.store.recindex import RecordingIndex
@@ -457,18 +458,26 @@ WHERE NOT EXISTS (SELECT 1 FROM calls WHERE call_id = %(call_id)s)
 ON CONFLICT (call_id) DO NOTHING
 """
 
+# The tenant comes from ccd_call_tenant (sql/051): DID, CCD_TENANT tag, queue, agent.
 CALL_STARTED: LiteralString = """
-INSERT INTO calls AS c (tenant_id, call_id, direction, did, caller_num, caller_name, started_at)
-VALUES (ccd_resolve_tenant(%(did)s, NULL), %(call_id)s, %(direction)s, %(did)s,
-        %(caller_num)s, %(caller_name)s, %(ts)s)
+INSERT INTO calls AS c (tenant_id, call_id, direction, did, caller_num, caller_name, dialed,
+                        agent, supervisor, variables, started_at)
+VALUES (ccd_call_tenant(%(did)s, %(tenant_tag)s, NULL, %(agent)s), %(call_id)s,
+        %(direction)s, %(did)s, %(caller_num)s, %(caller_name)s, %(dialed)s,
+        COALESCE(%(agent)s, ''), %(supervisor)s, %(variables)s, %(ts)s)
 ON CONFLICT (call_id) DO UPDATE SET
     direction = CASE WHEN c.direction = '' THEN EXCLUDED.direction ELSE c.direction END,
     did = CASE WHEN c.did = '' THEN EXCLUDED.did ELSE c.did END,
     caller_num = CASE WHEN c.caller_num = '' THEN EXCLUDED.caller_num ELSE c.caller_num END,
     caller_name = CASE WHEN c.caller_name = '' THEN EXCLUDED.caller_name ELSE c.caller_name END,
+    dialed = CASE WHEN c.dialed = '' THEN EXCLUDED.dialed ELSE c.dialed END,
+    agent = CASE WHEN c.agent = '' THEN EXCLUDED.agent ELSE c.agent END,
+    supervisor = CASE WHEN c.supervisor = '' THEN EXCLUDED.supervisor ELSE c.supervisor END,
+    variables = EXCLUDED.variables || c.variables,
     started_at = LEAST(c.started_at, EXCLUDED.started_at),
-    tenant_id = ccd_resolve_tenant(CASE WHEN c.did = '' THEN EXCLUDED.did ELSE c.did END,
-                                   c.queue),
+    tenant_id = ccd_call_tenant(CASE WHEN c.did = '' THEN EXCLUDED.did ELSE c.did END,
+                                COALESCE(c.variables ->> 'CCD_TENANT', %(tenant_tag)s),
+                                c.queue, COALESCE(NULLIF(c.agent, ''), %(agent)s)),
     updated_at = now()
 WHERE c.open
 """
@@ -487,13 +496,20 @@ WHERE c.call_id = %(call_id)s AND l.uniqueid IS NOT NULL
 ON CONFLICT (call_id, uniqueid) DO NOTHING
 """
 
+# The customer of a call, in the call's tenant: the id the IVR identified (CCD_CUSTOMER_ID,
+# copied by the dialplan into CUSTOMER_ID), else the customer's number (the caller's, or
+# the dialled one of an outbound call) in E.164 as the tenant's default country writes it
+# (%(e164s)s maps country -> E.164, see customer_numbers()). A customer_id of another
+# tenant is never kept.
 CUSTOMER: LiteralString = """
 UPDATE calls c SET customer_id = COALESCE(
     (SELECT cu.id FROM customers cu WHERE cu.tenant_id = c.tenant_id
-        AND cu.account_no = NULLIF(c.variables ->> 'CUSTOMER_ID', '')),
-    (SELECT p.customer_id FROM customer_phones p WHERE p.tenant_id = c.tenant_id
-        AND p.e164 = NULLIF(c.caller_num, '')),
-    c.customer_id)
+        AND cu.id::text = COALESCE(NULLIF(c.variables ->> 'CCD_CUSTOMER_ID', ''),
+                                   NULLIF(c.variables ->> 'CUSTOMER_ID', ''))),
+    (SELECT p.customer_id FROM customer_phones p JOIN tenants t ON t.id = p.tenant_id
+        WHERE p.tenant_id = c.tenant_id
+          AND p.e164 = (%(e164s)s::jsonb ->> t.default_country)),
+    (SELECT cu.id FROM customers cu WHERE cu.id = c.customer_id AND cu.tenant_id = c.tenant_id))
 WHERE c.call_id = %(call_id)s
 """
 
@@ -511,7 +527,8 @@ QUEUED: LiteralString = """
 UPDATE calls SET
     queue = CASE WHEN queue = '' THEN %(queue)s ELSE queue END,
     queue_position = COALESCE(queue_position, %(position)s),
-    tenant_id = ccd_resolve_tenant(did, CASE WHEN queue = '' THEN %(queue)s ELSE queue END),
+    tenant_id = ccd_call_tenant(did, variables ->> 'CCD_TENANT',
+                                CASE WHEN queue = '' THEN %(queue)s ELSE queue END, agent),
     updated_at = now()
 WHERE call_id = %(call_id)s AND open
 """
@@ -529,13 +546,16 @@ WHERE call_id = %(call_id)s AND open
 CALL_ENDED: LiteralString = """
 INSERT INTO calls AS c (tenant_id, call_id, direction, did, caller_num, caller_name, dialed,
     started_at, answered_at, ended_at, queue, queue_wait, queue_position, outcome, agent,
-    agent_name, talk_seconds, hold_seconds, total_seconds, hangup_by, hangup_cause,
-    hangup_cause_txt, end_reason, variables, record, open)
-VALUES (ccd_resolve_tenant(%(did)s, %(queue)s), %(call_id)s, %(direction)s, %(did)s,
-    %(caller_num)s, %(caller_name)s, %(dialed)s, %(started_at)s, %(answered_at)s,
-    %(ended_at)s, %(queue)s, %(queue_wait)s, %(queue_position)s, %(outcome)s, %(agent)s,
-    %(agent_name)s, %(talk_seconds)s, %(hold_seconds)s, %(total_seconds)s, %(hangup_by)s,
-    %(hangup_cause)s, %(hangup_cause_txt)s, %(end_reason)s, %(variables)s, %(record)s, false)
+    agent_name, talk_seconds, hold_seconds, total_seconds, hangup_by, hangup_requested_by,
+    hangup_cause, hangup_cause_txt, end_reason, end_after, end_before, supervisor, spy_mode,
+    spied_call_id, variables, record, open)
+VALUES (ccd_call_tenant(%(did)s, %(tenant_tag)s, %(queue)s, %(tenant_agent)s), %(call_id)s,
+    %(direction)s, %(did)s, %(caller_num)s, %(caller_name)s, %(dialed)s, %(started_at)s,
+    %(answered_at)s, %(ended_at)s, %(queue)s, %(queue_wait)s, %(queue_position)s,
+    %(outcome)s, %(agent)s, %(agent_name)s, %(talk_seconds)s, %(hold_seconds)s,
+    %(total_seconds)s, %(hangup_by)s, %(hangup_requested_by)s, %(hangup_cause)s,
+    %(hangup_cause_txt)s, %(end_reason)s, %(end_after)s, %(end_before)s, %(supervisor)s,
+    %(spy_mode)s, %(spied_call_id)s, %(variables)s, %(record)s, false)
 ON CONFLICT (call_id) DO UPDATE SET
     tenant_id = EXCLUDED.tenant_id, direction = EXCLUDED.direction, did = EXCLUDED.did,
     caller_num = EXCLUDED.caller_num, caller_name = EXCLUDED.caller_name,
@@ -546,9 +566,13 @@ ON CONFLICT (call_id) DO UPDATE SET
     agent = EXCLUDED.agent, agent_name = EXCLUDED.agent_name,
     talk_seconds = EXCLUDED.talk_seconds, hold_seconds = EXCLUDED.hold_seconds,
     total_seconds = EXCLUDED.total_seconds, hangup_by = EXCLUDED.hangup_by,
+    hangup_requested_by = EXCLUDED.hangup_requested_by,
     hangup_cause = EXCLUDED.hangup_cause, hangup_cause_txt = EXCLUDED.hangup_cause_txt,
-    end_reason = EXCLUDED.end_reason, variables = EXCLUDED.variables,
-    record = EXCLUDED.record, open = false, updated_at = now()
+    end_reason = EXCLUDED.end_reason, end_after = EXCLUDED.end_after,
+    end_before = EXCLUDED.end_before, supervisor = EXCLUDED.supervisor,
+    spy_mode = EXCLUDED.spy_mode, spied_call_id = EXCLUDED.spied_call_id,
+    variables = EXCLUDED.variables, record = EXCLUDED.record, open = false,
+    updated_at = now()
 """
 
 CLOSE_AGENT_STATE: LiteralString = """
@@ -621,6 +645,21 @@ def _s(v: Any) -> str:
     return "" if v is None else str(v)
 
 
+def customer_numbers(number: str) -> Jsonb:
+    """``{country: E.164}`` of a number as each known country's plan reads it (the SQL
+    picks the call tenant's default country)."""
+    out: dict[str, str] = {}
+    for country in PLANS:
+        e164 = to_e164(number, country) if number else None
+        if e164:
+            out[country] = e164
+    return Jsonb(out)
+
+
+def _customer_number(direction: str, caller_num: str, dialed: str) -> str:
+    return dialed if direction == "outbound" and dialed else caller_num
+
+
 def plan(event_id: str, event: dict[str, Any],
          recordings: RecordingIndex | None = None) -> list[Statement]:
     """The SQL statements that store one event (its row in call_events and projections);
@@ -639,14 +678,22 @@ def plan(event_id: str, event: dict[str, Any],
 
     record = event.get("record") if kind == "call_ended" else None
     if kind == "call_started" and call_id:
-        out.append((CALL_STARTED, {**base, "did": _s(event.get("did")),
+        tag = _s(event.get("tenant"))
+        started = _time(event.get("start")) if event.get("start") else ts
+        out.append((CALL_STARTED, {**base, "ts": started, "did": _s(event.get("did")),
                                    "direction": _s(event.get("direction")),
                                    "caller_num": _s(event.get("caller_num")),
-                                   "caller_name": _s(event.get("caller_name"))}))
+                                   "caller_name": _s(event.get("caller_name")),
+                                   "dialed": _s(event.get("dialed")),
+                                   "supervisor": _s(event.get("supervisor")),
+                                   "tenant_tag": tag or None,
+                                   "variables": Jsonb({"CCD_TENANT": tag} if tag else {})}))
         if event.get("uniqueid"):
             out.append((LEG, {**base, "uniqueid": _s(event["uniqueid"]),
                               "channel": _s(event.get("channel"))}))
-        out.append((CUSTOMER, base))
+        number = _customer_number(_s(event.get("direction")), _s(event.get("caller_num")),
+                                  _s(event.get("dialed")))
+        out.append((CUSTOMER, {**base, "e164s": customer_numbers(number)}))
     elif kind == "call_ended" and call_id and isinstance(record, dict):
         out.extend(_call_ended(base, record))
     elif call_id:
@@ -683,6 +730,10 @@ def plan(event_id: str, event: dict[str, Any],
 
 def _call_ended(base: dict[str, Any], r: dict[str, Any]) -> Iterable[Statement]:
     started = _time(r.get("start")) if r.get("start") else base["ts"]
+    window = r.get("end_window") or [None, None]
+    variables = r.get("variables") or {}
+    # the tenant of a spy leg is its supervisor's (its agent is the spied agent)
+    tenant_agent = _s(r.get("supervisor")) or _s(r.get("agent"))
     uniqueids = [_s(u) for u in r.get("uniqueids") or []]
     channels = [_s(c) for c in r.get("channels") or []]
     channels += [""] * (len(uniqueids) - len(channels))
@@ -690,18 +741,28 @@ def _call_ended(base: dict[str, Any], r: dict[str, Any]) -> Iterable[Statement]:
         **base, "direction": _s(r.get("direction")), "did": _s(r.get("did")),
         "caller_num": _s(r.get("caller_num")), "caller_name": _s(r.get("caller_name")),
         "dialed": _s(r.get("dialed")), "started_at": started,
-        "answered_at": _time(r.get("answer")), "ended_at": _time(r.get("end")) or base["ts"],
+        "answered_at": _time(r.get("answer")),
+        "ended_at": _time(r.get("end")) if r.get("end") is not None or window[1] is not None
+        else base["ts"],
+        "end_after": _time(window[0]), "end_before": _time(window[1]),
+        "tenant_tag": _s(variables.get("CCD_TENANT")) or None,
+        "tenant_agent": tenant_agent or None,
+        "supervisor": _s(r.get("supervisor")), "spy_mode": _s(r.get("spy_mode")),
+        "spied_call_id": _s(r.get("spied_call")),
+        "hangup_requested_by": _s(r.get("hangup_requested_by")),
         "queue": _s(r.get("queue")), "queue_wait": r.get("queue_wait"),
         "queue_position": r.get("queue_position"), "outcome": _s(r.get("outcome")),
         "agent": _s(r.get("agent")), "agent_name": _s(r.get("agent_name")),
-        "talk_seconds": r.get("talk_seconds") or 0, "hold_seconds": r.get("hold_seconds") or 0,
-        "total_seconds": r.get("total_seconds") or 0, "hangup_by": _s(r.get("hangup_by")),
+        "talk_seconds": r.get("talk_seconds"), "hold_seconds": r.get("hold_seconds") or 0,
+        "total_seconds": r.get("total_seconds"), "hangup_by": _s(r.get("hangup_by")),
         "hangup_cause": r.get("hangup_cause"), "hangup_cause_txt": _s(r.get("hangup_cause_txt")),
         "end_reason": _s(r.get("end_reason")),
-        "variables": Jsonb({_s(k): _s(v) for k, v in (r.get("variables") or {}).items()}),
+        "variables": Jsonb({_s(k): _s(v) for k, v in variables.items()}),
         "record": Jsonb(r)})
     yield (LEGS, {**base, "uniqueids": uniqueids, "channels": channels[:len(uniqueids)]})
-    yield (CUSTOMER, base)
+    number = _customer_number(_s(r.get("direction")), _s(r.get("caller_num")),
+                              _s(r.get("dialed")))
+    yield (CUSTOMER, {**base, "e164s": customer_numbers(number)})
 
 
 # ------------------------------------------------------------------------ writer
@@ -802,16 +863,18 @@ class EventWriter:
                      self.spool.dir, self.batch_size, self.flush_interval)
         self._task = asyncio.create_task(self._run(), name="ccd-store-writer")
 
-    def submit(self, event: DomainEvent) -> str:
+    def submit(self, event: DomainEvent, event_id: str | None = None) -> str:
         """Accept one event: append it to the spool and return its ``event_id``.
 
-        Never waits for the database. Raises :class:`WriterClosed` before :meth:`start`
-        or after :meth:`close`, and ``OSError`` if the spool cannot be written (the
-        event is then not accepted).
+        ``event_id`` defaults to a new :func:`uuid7`; a backfill passes deterministic ids
+        (:func:`ccd.store.backfill.replay_event_ids`) so that storing the same events
+        again writes nothing. Never waits for the database. Raises :class:`WriterClosed`
+        before :meth:`start` or after :meth:`close`, and ``OSError`` if the spool cannot
+        be written (the event is then not accepted).
         """
         if self._task is None or self._closing:
             raise WriterClosed("the event writer is not running")
-        event_id = uuid7()
+        event_id = str(uuid.UUID(event_id)) if event_id is not None else uuid7()
         self.spool.append(event_id, _clean(event.to_dict()))
         self._notify()
         return event_id

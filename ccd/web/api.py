@@ -215,7 +215,7 @@ def call_action(call_id: str, action: str) -> Response:
     require_on_call(u, call_id)
     params: dict[str, Any] = {"call_id": call_id, "agent": u.agent_interface}
     if action == "hangup":
-        params["action"] = "hangup"
+        params.update(action="hangup", requested_by=f"panel:{u.username}")
     elif action in ("hold", "unhold"):
         params["action"] = action
     elif action == "record":

@@ -147,7 +147,7 @@ async def stack(db_url: str, tmp_path: Path,
     try:
         yield s
     finally:
-        s.daemon.request_stop()
+        s.daemon.request_stop()  # the daemon running now (a test may have restarted it)
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(task, 20)
+            await asyncio.wait_for(s.task, 20)
         await sim.stop()

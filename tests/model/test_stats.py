@@ -172,3 +172,107 @@ def test_events_without_a_finite_time_are_ignored(bad: float) -> None:
     assert st.ignored == 2
     assert [r.seconds for r in st.agents.values()] == [{"available": 100.0}]
     assert not st.queues
+
+
+REAL2 = CAPTURES / "real-2"
+
+
+def replayed(name: str, wrapup: float = 10.0) -> tuple[list[d.DomainEvent], StatsCollector]:
+    model = LiveModel(ModelConfig(wrapup={"support": wrapup}))
+    events, _ = replay_file(next(CAPTURES.glob(f"**/{name}*.ami")), model)
+    st = StatsCollector()
+    st.feed_all(events)
+    return events, st
+
+
+def test_a_hold_while_connected_is_part_of_talk_not_added_twice() -> None:
+    """T5e: the agent's phone held the call 5.093 s (expected.json) inside an 11.443 s
+    talk that includes it; AHT = talk + wrap-up."""
+    _, st = replayed("T5e-")
+    tot = st.totals("support")
+    assert tot.answered == 1
+    assert tot.talk == pytest.approx(11.443, abs=0.01)
+    assert tot.hold == pytest.approx(5.093, abs=0.01)
+    assert tot.hold_extra == 0.0
+    assert tot.wrapup == pytest.approx(10.0, abs=0.01)  # [model] wrapup support = 10
+    assert tot.aht == pytest.approx(11.443 + 10.0, abs=0.02)
+
+
+def test_a_hold_outside_talk_counts_once_in_the_handle_time() -> None:
+    """scenario05b: Bob (support) holds the caller at 129.024 for his consultation and
+    leaves the caller's bridge at 129.206; the hold ends with the transfer at 132.219."""
+    _, st = replayed("scenario05b", wrapup=0.0)
+    tot = st.totals("support")
+    assert tot.talk == pytest.approx(129.206 - 125.775, abs=0.01)  # Bob's leg only
+    assert tot.hold == pytest.approx(132.219 - 129.024, abs=0.01)
+    assert tot.hold_extra == pytest.approx(132.219 - 129.206, abs=0.01)
+    assert tot.aht == pytest.approx(tot.talk + tot.hold_extra, abs=0.01)
+
+
+def test_wrapup_after_a_transfer_counts_for_the_queue_the_agent_answered_from() -> None:
+    t = 1_800_000_000.0
+    a, b = "PJSIP/1001", "PJSIP/1004"
+    rec = d.CallRecord(call_id="c", start=t, end=t + 100, segments=[
+        d.Segment(a, "PJSIP/1001-1", t + 5, t + 30, queue="sales"),
+        d.Segment(b, "PJSIP/1004-1", t + 50, t + 100, queue="support")])
+
+    def state(ts: float, agent: str, st: str, until: float | None = None) -> d.AgentStateChanged:
+        return d.AgentStateChanged(ts, agent, "", st, "", "", "c", until=until)
+
+    st = StatsCollector()
+    st.feed_all([
+        d.CallQueued(t, "c", "sales", 1, 1, "", ""),
+        d.CallAnswered(t + 5, "c", "sales", a, "", "PJSIP/1001-1", 5.0),
+        state(t + 5, a, "on_call"),
+        # blind transfer to the support queue: Alice wraps up while the caller waits there
+        d.CallQueued(t + 30, "c", "support", 1, 1, "", ""),
+        state(t + 30, a, "wrapup", until=t + 40),
+        state(t + 40, a, "available"),
+        d.CallAnswered(t + 50, "c", "support", b, "", "PJSIP/1004-1", 20.0),
+        state(t + 50, b, "on_call"),
+        d.CallEnded(t + 100, "c", "caller", 16, "", 75.0, 100.0, rec),
+        state(t + 100, b, "wrapup", until=t + 110),
+        state(t + 110, b, "available"),
+    ])
+    sales, support = st.totals("sales"), st.totals("support")
+    assert (sales.talk, sales.wrapup, sales.aht) == (25.0, 10.0, 35.0)
+    assert (support.talk, support.wrapup, support.aht) == (50.0, 10.0, 60.0)
+
+
+def test_a_wrapup_never_outlasts_the_wrapup_time_asterisk_enforces() -> None:
+    """An agent whose last stored state is wrap-up (the daemon stopped) adds at most the
+    queue's wrap-up time to AHT, however late the report is made."""
+    t = 1_800_000_000.0
+    rec = d.CallRecord(call_id="c", start=t, end=t + 60,
+                       segments=[d.Segment("PJSIP/1001", "PJSIP/1001-1", t + 5, t + 60,
+                                           queue="q")])
+    st = StatsCollector()
+    st.feed_all([
+        d.CallQueued(t, "c", "q", 1, 1, "", ""),
+        d.CallAnswered(t + 5, "c", "q", "PJSIP/1001", "", "PJSIP/1001-1", 5.0),
+        d.AgentStateChanged(t + 5, "PJSIP/1001", "", "on_call", "", "", "c"),
+        d.CallEnded(t + 60, "c", "caller", 16, "", 55.0, 60.0, rec),
+        d.AgentStateChanged(t + 60, "PJSIP/1001", "", "wrapup", "", "", "c", until=t + 70),
+    ])
+    st.close(t + 3600)
+    tot = st.totals("q")
+    assert (tot.talk, tot.wrapup, tot.aht) == (55.0, 10.0, 65.0)
+
+
+def test_answered_calls_with_an_unknown_end_stay_out_of_aht() -> None:
+    t = 1_800_000_000.0
+    seg = d.Segment("PJSIP/1001", "PJSIP/1001-1", t + 5, t + 65, queue="q")
+    known = d.CallRecord(call_id="k", start=t, end=t + 65, segments=[seg])
+    lost = d.CallRecord(call_id="u", start=t, end=None, outcome="answered",
+                        segments=[d.Segment("PJSIP/1002", "PJSIP/1002-1", t + 5, None,
+                                            queue="q")])
+    st = StatsCollector()
+    st.feed_all([
+        d.CallQueued(t, "k", "q", 1, 1, "", ""), d.CallQueued(t, "u", "q", 2, 2, "", ""),
+        d.CallAnswered(t + 5, "k", "q", "PJSIP/1001", "", "PJSIP/1001-1", 5.0),
+        d.CallAnswered(t + 5, "u", "q", "PJSIP/1002", "", "PJSIP/1002-1", 5.0),
+        d.CallEnded(t + 65, "k", "caller", 16, "", 60.0, 65.0, known),
+        d.CallEnded(t + 90, "u", "unknown", 0, "", None, None, lost),
+    ])
+    tot = st.totals("q")
+    assert (tot.answered, tot.talk_unknown, tot.talk, tot.aht) == (2, 1, 60.0, 60.0)

@@ -189,13 +189,18 @@ async def test_tenant_by_did_then_by_queue(make_db: Callable[..., str], tmp_path
     assert q(by_queue, "SELECT DISTINCT tenant_id FROM agent_states") == [(beta,)]
 
 
-async def test_customer_found_by_account_or_phone(db_url: str, tmp_path: Path,
+async def test_customer_found_by_phone_in_e164(db_url: str, tmp_path: Path,
                                                   capture: Callable[[str], list[DomainEvent]]
                                                   ) -> None:
     with psycopg.connect(db_url) as conn:
-        cust = conn.execute("INSERT INTO customers (tenant_id, name, account_no) "
-                            "VALUES (ccd_default_tenant(), 'Carol', 'C770001') "
-                            "RETURNING id").fetchone()[0]
+        # scenario01's CUSTOMER_ID "C770001" is not a customers.id: never an account match
+        conn.execute("INSERT INTO customers (tenant_id, name, account_no) "
+                     "VALUES (ccd_default_tenant(), 'Not Carol', 'C770001')")
+        cust = conn.execute("INSERT INTO customers (tenant_id, name) "
+                            "VALUES (ccd_default_tenant(), 'Carol') RETURNING id").fetchone()[0]
+        # the caller ID 5557770001 is +15557770001 in the tenant's country (US)
+        conn.execute("INSERT INTO customer_phones (tenant_id, customer_id, e164) "
+                     "VALUES (ccd_default_tenant(), %s, '+15557770001')", (cust,))
     started = CallStarted(ts=1795465000.0, call_id="1795465000.9", direction="inbound",
                           did="5551000", caller_num="+15557770002", caller_name="Dave",
                           channel="PJSIP/2000-00000009", uniqueid="1795465000.9")

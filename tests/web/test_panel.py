@@ -163,8 +163,11 @@ def test_commands_change_nothing_until_asterisk_confirms(stack: Stack, web, reco
         assert r.status_code == 200, r.text
         live.wait("call", lambda c: c["kind"] == "recording_muted" and c["muted"] is False)
         assert alice.post(f"/api/calls/{call_id}/record", json={"what": "x"}).status_code == 400
-        # hang up
+        # hang up: the daemon is told who asked (the record names the operator)
         assert alice.post(f"/api/calls/{call_id}/hangup").status_code == 200
+        assert recorder.calls[-1] == ("call", {"call_id": call_id, "agent": "PJSIP/1001",
+                                               "action": "hangup",
+                                               "requested_by": "panel:alice"})
         live.wait("call", lambda c: c["kind"] == "call_ended" and c["call_id"] == call_id)
         assert not stack.bridge.read(lambda m: call_id in m.calls)
 

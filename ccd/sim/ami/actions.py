@@ -319,6 +319,7 @@ async def status(d: Dispatcher, s: Session, m: Message) -> None:
     else:
         chans = _sorted_channels(d)
     wanted = [v.strip() for v in m.get("Variables").split(",") if v.strip()]
+    every = is_true(m.get("AllVariables"))
     d.list_start(s, m, "Channel status will follow")
     now = d.engine.clock.now()
     for ch in chans:
@@ -341,8 +342,13 @@ async def status(d: Dispatcher, s: Session, m: Message) -> None:
             ("Pickupgroup", "0"),
             ("Seconds", str(int(now - ch.created))),
         ]
+        # Asterisk: a variable asked for and not set reads "(null)"; AllVariables lists
+        # every channel variable, names without the inheritance prefix (checked on 22.10.1)
         for var in wanted:
-            fields.append(("Variable", f"{var}={_read_var(d, ch, var) or ''}"))
+            value = _read_var(d, ch, var)
+            fields.append(("Variable", f"{var}={'(null)' if value is None else value}"))
+        if every:
+            fields.extend(("Variable", f"{k}={v}") for k, v in reversed(ch.variables.items()))
         if m.action_id is not None:
             fields.append(("ActionID", m.action_id))
         s.send(
