@@ -203,10 +203,11 @@ class Config(_Section):
         """The live model's settings."""
         from ccd.model.live import ModelConfig
 
-        m = self.model
+        m, dp = self.model, self.dialplan
         return ModelConfig(inbound_contexts=frozenset(m.inbound_contexts),
                            outbound_contexts=frozenset(m.outbound_contexts),
-                           wrapup=dict(m.wrapup), default_wrapup=m.default_wrapup)
+                           wrapup=dict(m.wrapup), default_wrapup=m.default_wrapup,
+                           hold_line=f"Local/{dp.hold_exten}@{dp.hold_context}-")
 
 
 SECTIONS = {name: field.annotation for name, field in Config.model_fields.items()

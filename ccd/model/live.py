@@ -74,6 +74,9 @@ class ModelConfig:
     default_wrapup: float = 0.0
     call_variables: frozenset[str] = frozenset({"CUSTOMER_ID", "IVR_CHOICE"})
     variable_prefix: str = "CCD_"
+    #: channel-name prefix of ccd's hold line (``[dialplan] hold_exten@hold_context``): an
+    #: agent held there has stepped out of the caller's bridge but is still in the call
+    hold_line: str = "Local/70@ccd-hold-"
 
 
 @dataclass(slots=True)
@@ -972,7 +975,8 @@ class LiveModel:
             call = self.calls[ch.linkedid]
             in_talk = (ch.uniqueid == call.customer and bool(call.peers)) or \
                 ch.uniqueid in call.open_segments
-            if in_talk and not ch.redirected and not ch.left_by_transfer and not call.local_opt:
+            if in_talk and not ch.redirected and not ch.left_by_transfer and not call.local_opt \
+                    and not self._on_hold_line(call, ch):
                 self._signal(call, self._party(call, ch.uniqueid), ch.uniqueid)
             self.bridges.get(e.bridge, set()).discard(ch.uniqueid)
             ch.bridge = ""
@@ -1048,6 +1052,11 @@ class LiveModel:
             return
         cust = self.channels.get(call.customer)
         peers = frozenset(self._peers_of(call.customer)) if cust else frozenset()
+        # an agent ccd put on hold waits on the hold line, out of the caller's bridge, while
+        # Asterisk plays music to the caller: still the same conversation, with a hold in it
+        held = {u for u in call.peers - peers
+                if (c := self.channels.get(u)) is not None and self._on_hold_line(call, c)}
+        peers = peers | held
         if peers == call.peers:
             return
         for uid in call.peers - peers:
@@ -1079,6 +1088,12 @@ class LiveModel:
                 agent.ringing.pop(uid, None)
                 self._agent_update(agent, ts, out)
         call.peers = peers
+
+    def _on_hold_line(self, call: Call, ch: Channel) -> bool:
+        """``ch`` is held by ccd: on hold while the call has ccd's hold line (Atxfer)."""
+        prefix = self.config.hold_line
+        return ch.held_since is not None and bool(prefix) and any(
+            c.name.startswith(prefix) for c in call.channels.values())
 
     def _local_bridge(self, e: ev.LocalBridge, out: list[d.DomainEvent]) -> None:
         one, two = self.channels.get(e.one_uniqueid), self.channels.get(e.two_uniqueid)

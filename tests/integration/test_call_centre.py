@@ -284,3 +284,26 @@ async def test_missing_prompts_fail_like_the_real_capture(stack) -> None:
     assert sim_proj[-1] == real_proj[-1] == ("AGISTATUS", "FAILURE")
     assert stack.daemon.model.calls[cid].record.variables.get("CCD_IVR_RESULT") == "queue"
     stack.sim.phone("2000").hangup(call)
+
+
+async def test_hold_by_ccd_is_one_conversation_with_a_hold_in_it(stack) -> None:
+    """ccd's hold (Atxfer to the hold line, CancelAtxfer): confirmed by Asterisk's events,
+    the caller's talk with the agent stays one segment, the hold time is counted, and the
+    stepping out of the bridge is not mistaken for the agent hanging up."""
+    await stack.login(ALICE)
+    call = await place_call(stack)
+    cid = await talking(stack, call)
+    held = await stack.api("call", action="hold", call_id=cid)
+    assert held["confirmed"] and held["hold"] is True
+    assert stack.services.calls.list()[0]["state"] == "on_hold"
+    t_hold = stack.sim.clock.now()
+    await stack.sim.clock.sleep(5)
+    resumed = await stack.api("call", action="unhold", call_id=cid)
+    assert resumed["confirmed"] and resumed["hold"] is False
+    t_resume = stack.sim.clock.now()
+    await stack.sim.clock.sleep(2)
+    stack.sim.phone("2000").hangup(call)
+    _outcome, agent, by, *_rest, record = await stack.stored_call(cid)
+    assert (agent, by) == (ALICE, "caller")
+    assert [s["agent"] for s in record["segments"]] == [ALICE]
+    assert abs(record["hold_seconds"] - (t_resume - t_hold)) < 1.0
