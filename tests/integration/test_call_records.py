@@ -57,7 +57,7 @@ async def test_click_to_dial_is_stored_as_the_agents_outbound_call(stack) -> Non
     assert 2.0 < float(talk) < 6.0
     row = stack.row("SELECT t.slug, c.direction, c.dialed, c.agent_name FROM calls c "
                     "JOIN tenants t ON t.id = c.tenant_id WHERE c.call_id = %s", cid)
-    assert row == ("demo", "outbound", "5559876543", "Agent Alice")
+    assert row == ("demo", "outbound", "+15559876543", "Agent Alice")  # E.164, as dialled
     assert record["customer_channel"].startswith("PJSIP/trunk-")
 
 
