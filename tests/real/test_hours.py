@@ -37,7 +37,7 @@ def test_closed_hours_callback_then_the_ivr_hangs_up(closed: Rig) -> None:
     call.caller.dtmf("1")
     call.caller.wait("CALL_CLOSED", timeout=30)  # the IVR's goodbye, then it hangs up
     rec = r.ccd.ended_call(call.call_id)
-    assert rec["hangup_by"] == "system", "the IVR ended the call, not the caller (F2a)"
+    assert rec["hangup_by"] == "ivr", "the IVR ended the call, not the caller (F2a)"
     cb = wait_for(lambda: r.ccd.row("SELECT * FROM callback_requests WHERE e164 = "
                                     "'+15557770001'"), 10, "the callback request")
     assert cb["status"] == "pending" and cb["queue"] == "support"
