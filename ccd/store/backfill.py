@@ -90,7 +90,8 @@ async def store_events(config: Config, url: str, events: Sequence[DomainEvent],
     s = config.store
     writer = EventWriter(pool, spool, batch_size=s.batch_size,
                          flush_interval=min(s.flush_interval, 0.1),
-                         retry_interval=s.retry_interval)
+                         retry_interval=s.retry_interval,
+                         recording_dir=config.recording.dir)
     try:
         await writer.start()
         for event, event_id in zip(events, replay_event_ids(events), strict=True):

@@ -99,7 +99,7 @@ async def stack(db_url: str, tmp_path: Path,
     (paths under sounds/), and it plays only what is there."""
     seed(db_url, tmp_path)
     agi_port = free_port()
-    recordings = tmp_path / "recordings"
+    recordings = tmp_path / "spool" / "monitor"  # the PBX's ${ASTSPOOLDIR}/monitor
     env = {"CCD_DATA_DIR": str(tmp_path), "CCD_DATABASE_URL": db_url,
            "CCD_AGI_PORT": str(agi_port), "CCD_STORE_FLUSH_INTERVAL": "0.05",
            # the helpers' blocking queries may hold the loop a moment on a busy machine:
@@ -110,6 +110,7 @@ async def stack(db_url: str, tmp_path: Path,
            "CCD_WEB_COOKIE_SECURE": "false"}
     opts = SimOptions(ami_port=0, agi=f"127.0.0.1:{agi_port}", time_scale=SCALE,
                       recording_root=recordings)
+    opts.settings.spool_dir = recordings.parent  # the fallback's recordings land there too
     cfg0 = load(None, env)
     marker = request.node.get_closest_marker("sim_sounds")
     if marker is not None:

@@ -235,6 +235,7 @@ async def test_a_prompt_that_does_not_play_does_not_reroute_the_call(stack) -> N
     assert rec.variables.get("CCD_IVR_RESULT") == "queue"
     assert rec.ivr and rec.ivr[0]["status"] == "FAILURE"
     assert call.context != "ccd-fallback" and "CCD_AGI_ERROR" not in rec.variables
+    await stack.until(lambda: rec.recordings, what="ccd's recording (support: always)")
     stack.sim.phone("2000").hangup(call)
     outcome, _agent, by, queue, *_rest, record = await stack.stored_call(cid)
     assert (outcome, by, queue) == ("answered", "caller", "support")

@@ -169,15 +169,20 @@ def test_a_call_whose_end_ccd_did_not_see_is_stored_with_an_unknown_end(db_url: 
     import re
     from datetime import UTC, datetime
 
-    from ccd.ami.capture import timed_chunks
+    from ccd.ami.capture import rewrite_variable, timed_chunks
     from ccd.ami.ingest import Ingest
     from ccd.jobs.stats import compute
     from ccd.model.live import Snapshot
 
     seed(db_url, tmp_path)
-    config = load(None, {"CCD_DATA_DIR": str(tmp_path), "CCD_DATABASE_URL": db_url})
+    rec_dir = tmp_path / "rec"
+    config = load(None, {"CCD_DATA_DIR": str(tmp_path), "CCD_DATABASE_URL": db_url,
+                         "CCD_RECORDING_DIR": str(rec_dir)})
     truth = expected("T7c-")["calls"][0]
-    text = capture("T7c-").read_bytes()
+    monitor = "/var/spool/asterisk/monitor/ccd/"  # ccd's recordings: <dir>/<tenant>/...
+    text = rewrite_variable(capture("T7c-").read_bytes(), "MIXMONITOR_FILENAME",
+                            lambda p: f"{rec_dir}/{p[len(monitor):]}"
+                            if p.startswith(monitor) else p)
     cut = float(re.search(rb"# t=([0-9.]+) note driver: proxy-cut", text).group(1))
     model = LiveModel(config.model_config_obj())
     configure(model, db_url)
