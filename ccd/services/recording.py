@@ -22,6 +22,7 @@ class RecordingPolicy:
         self.started = 0
         self.failed = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        self._missed: set[str] = set()  # answered calls whose MixMonitor could not be sent
 
     def __call__(self, event: DomainEvent) -> None:
         if isinstance(event, CallAnswered):
@@ -29,24 +30,40 @@ class RecordingPolicy:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _on_answer(self, e: CallAnswered) -> None:
+    async def _policy(self, queue: str) -> str:
         try:
             queues = await self.calls.directory.queues()
         except Exception as exc:
-            log.warning("recording policy unknown for %s (database: %s); using %s", e.queue,
+            log.warning("recording policy unknown for %s (database: %s); using %s", queue,
                         exc, self.default_policy)
-            policy = self.default_policy
-        else:
-            q = queues.get(e.queue)
-            policy = q.recording_policy if q else self.default_policy
-        if policy != "always":
-            return
+            return self.default_policy
+        q = queues.get(queue)
+        return q.recording_policy if q else self.default_policy
+
+    async def _on_answer(self, e: CallAnswered) -> None:
+        if await self._policy(e.queue) == "always":
+            await self._start(e.call_id)
+
+    async def _start(self, call_id: str) -> None:
         try:
-            result = await self.calls.record(e.call_id, "start")
+            result = await self.calls.record(call_id, "start")
         except ApiError as exc:
             self.failed += 1
-            log.error("could not start recording call %s: %s", e.call_id, exc)
+            self._missed.add(call_id)
+            log.error("could not start recording call %s: %s (retried after the next "
+                      "resync)", call_id, exc)
             return
+        self._missed.discard(call_id)
         if not result.get("already"):
             self.started += 1
-            log.info("recording call %s to %s", e.call_id, result["recording"])
+            log.info("recording call %s to %s", call_id, result["recording"])
+
+    async def after_resync(self) -> None:
+        """Calls whose recording could not start (the AMI link was down at the answer) and
+        that are still answered: start it now, late rather than never."""
+        for call_id in list(self._missed):
+            call = self.calls.model.calls.get(call_id)
+            if call is None or not call.open_segments:
+                self._missed.discard(call_id)
+                continue
+            await self._start(call_id)

@@ -83,6 +83,7 @@ class Services:
         d.bus.subscribe("recording", self.recording)
         d.bus.subscribe("live-stats", self._live_stats)
         d.resync_hooks.append(self.agents.relog)
+        d.resync_hooks.append(self.recording.after_resync)
         await self._seed_stats()
         for name, fn in self._methods().items():
             d.api.register(name, fn)

@@ -619,6 +619,7 @@ class PanelUser:
         self.csrf = meta.group(1)
         self.got: list[tuple[float, str, Any]] = []
         self._cv = threading.Condition()
+        self._stopped = False
         self.sio = socketio.Client(reconnection=True)
         for name in self.EVENTS:
             self.sio.on(name, self._recorder(name))
@@ -635,9 +636,12 @@ class PanelUser:
         return record
 
     def _beats(self) -> None:
-        while self.sio.connected:
-            with contextlib.suppress(Exception):
-                self.sio.emit("heartbeat", {})
+        # a browser keeps beating across reconnects (ccd restarted): so does this one; a
+        # silent panel would rightly get its agent paused (connection-lost)
+        while not self._stopped:
+            if self.sio.connected:
+                with contextlib.suppress(Exception):
+                    self.sio.emit("heartbeat", {})
             time.sleep(2.0)
 
     def wait(self, name: str, pred: Callable[[Any], bool] = lambda _: True,
@@ -660,6 +664,7 @@ class PanelUser:
                               headers={"X-CSRFToken": self.csrf})
 
     def stop(self) -> None:
+        self._stopped = True
         with contextlib.suppress(Exception):
             self.sio.disconnect()
 

@@ -30,10 +30,16 @@ def test_asterisk_restarted_mid_call(r: Rig) -> None:
              "ccd to log Alice in again")
 
 
+def talking_in_ccd(r: Rig, call_id: str) -> None:
+    wait_for(lambda: any(c["call_id"] == call_id and c["state"] == "talking"
+                         for c in r.ccd.json("calls")), 15, "ccd to see the talk")
+
+
 def test_ami_link_cut_mid_call_loses_nothing(r: Rig) -> None:
     only_logged_in(r, "1001")
     call = dial_in(r, digits="3")
     ring_and_answer(r, call, "1001", after=0.5)
+    talking_in_ccd(r, call.call_id)
     r.proxy.cut()
     time.sleep(3.0)
     r.proxy.restore()
@@ -43,7 +49,8 @@ def test_ami_link_cut_mid_call_loses_nothing(r: Rig) -> None:
     hung = time.time()
     rec = r.ccd.ended_call(call.call_id)
     assert rec["hangup_by"] == "caller" and rec["outcome"] == "answered"
-    assert abs(float(rec["talk_seconds"]) - (hung - call.answered)) < 1.0
+    assert abs(float(rec["talk_seconds"]) - (hung - call.answered)) < 1.0, rec["record"]
+    assert rec["record"]["recordings"], "recorded (the policy's MixMonitor got through)"
 
 
 def test_ami_link_down_while_the_call_ends(r: Rig) -> None:
@@ -52,7 +59,8 @@ def test_ami_link_down_while_the_call_ends(r: Rig) -> None:
     only_logged_in(r, "1001")
     call = dial_in(r, digits="3")
     ring_and_answer(r, call, "1001", after=0.5)
-    time.sleep(2.0)
+    talking_in_ccd(r, call.call_id)
+    time.sleep(1.0)
     r.proxy.cut()
     time.sleep(0.5)
     call.caller.hangup()

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import time
 
 from conftest import SUPERVISOR, Rig
@@ -46,14 +47,24 @@ def test_click_to_dial_that_fails_is_not_answered(r: Rig) -> None:
     assert rec["outcome"] != "answered", rec["outcome"]
 
 
+def _daytime_zone() -> str:
+    """An IANA zone where it is now about noon: contacts are only called 08:00-21:00 local."""
+    hour = dt.datetime.now(dt.UTC).hour
+    offset = 12 - hour
+    offset = offset - 24 if offset > 12 else offset + 24 if offset < -12 else offset
+    offset = max(-12, min(14, offset))
+    return "Etc/GMT" + (f"-{offset}" if offset > 0 else f"+{-offset}" if offset < 0 else "")
+
+
 def test_progressive_campaign_answered_busy_unanswered(r: Rig, tmp_path) -> None:
     only_logged_in(r, "1001")
     contacts = tmp_path / "contacts.csv"
+    zone = _daytime_zone()
     with contacts.open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["phone", "name"])
-        w.writerows([["+15557770011", "Answers"], ["+15557770012", "Busy"],
-                     ["+15557770013", "Nobody"]])
+        w.writerow(["phone", "name", "timezone"])
+        w.writerows([["+15557770011", "Answers", zone], ["+15557770012", "Busy", zone],
+                     ["+15557770013", "Nobody", zone]])
     r.ccd.cli("campaign", "create", "real1", "--tenant", "demo", "--queue", "support",
               "--mode", "progressive", "--caller-id", "5551000",
               "--dial-template", "PJSIP/{e164}@trunk", "--window", "mon-sun 00:00-23:59",
