@@ -67,7 +67,7 @@ def test_progressive_campaign_answered_busy_unanswered(r: Rig, tmp_path) -> None
                      ["+15557770013", "Nobody", zone]])
     r.ccd.cli("campaign", "create", "real1", "--tenant", "demo", "--queue", "support",
               "--mode", "progressive", "--caller-id", "5551000",
-              "--dial-template", "PJSIP/{e164}@trunk", "--window", "mon-sun 00:00-23:59",
+              "--dial-template", "PJSIP/{digits}@trunk", "--window", "mon-sun 00:00-23:59",
               "--abandon-message", "ccd/campaign-abandon", "--ring-timeout", "15",
               "--max-attempts", "1")
     r.ccd.cli("campaign", "import", "real1", str(contacts))
