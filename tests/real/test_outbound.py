@@ -8,6 +8,7 @@ import datetime as dt
 import time
 
 from conftest import SUPERVISOR, Rig
+from real_rig import wait_for
 from scenarios import dial_in, only_logged_in, ring_and_answer
 
 
@@ -90,10 +91,14 @@ def test_progressive_campaign_answered_busy_unanswered(r: Rig, tmp_path) -> None
         elif num.endswith("12"):
             time.sleep(0.5)
             r.pstn.hangup()  # baresip answers 486 Busy Here
-        # ...13 rings out
+        # ...13 rings out (ring timeout 15 s)
+
+    def done() -> dict[str, str] | None:
+        attempts = r.ccd.json("campaign", "report", "real1", "--attempts")
+        out = {a["e164"]: a["outcome"] for a in attempts}
+        return out if len(out) == 3 and all(out.values()) else None
+    outcomes = wait_for(done, 60, "every attempt to end") or {}
     r.ccd.cli("campaign", "stop", "real1", ok=False)
-    attempts = r.ccd.json("campaign", "report", "real1", "--attempts")
-    outcomes = {a["e164"]: a["outcome"] for a in attempts}
     assert outcomes.get("+15557770011") == "answered", outcomes
     assert outcomes.get("+15557770012") == "busy", outcomes
     assert outcomes.get("+15557770013") == "no_answer", outcomes
